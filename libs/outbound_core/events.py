@@ -1,0 +1,395 @@
+"""The event contract between services.
+
+Every event travels in one :class:`Envelope`. ``type`` names the payload model registered in
+:data:`EVENT_TYPES`; ``version`` is that model's version. Payload models are frozen and ignore
+unknown fields, so adding a field is not a breaking change; a breaking change gets a new
+version and both stay registered until the old one is gone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from outbound_core.ids import new_id, stable_id
+
+# ---------------------------------------------------------------------------------------------
+# shared value types
+
+
+class Payload(BaseModel):
+    """Base of every event payload."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+
+Priority = Literal["low", "normal", "high"]
+PRIORITY_RANK: dict[str, int] = {"low": 0, "normal": 1, "high": 2}
+
+
+class Schedule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    start_time: datetime | None = Field(None, description="Aware UTC instant the campaign starts.")
+    end_time: datetime | None = Field(None, description="Aware UTC instant the campaign ends.")
+    timezone: str = Field("UTC", description="IANA timezone the schedule was given in.")
+
+
+class CallingHours(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    start: str = Field("09:00", description="Local start of the daily window, HH:MM.")
+    end: str = Field("20:00", description="Local end of the daily window, HH:MM (exclusive).")
+    use_campaign_timezone: bool = Field(
+        False, description="Apply hours in the schedule's timezone instead of the recipient's."
+    )
+
+
+class AgentSnapshot(BaseModel):
+    """The voice agent (script) as it was when the campaign was created."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    agent_id: str
+    name: str
+    language: str
+    greeting: str = ""
+    system_prompt: str = ""
+    voicemail_message: str = ""
+
+
+class ContactSeed(BaseModel):
+    """One contact of a campaign, as the planner turns it into a task."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    task_id: str = Field(description="Task (and lead) id assigned by campaign-api.")
+    phones: list[str] = Field(min_length=1, max_length=10, description="E.164 numbers, in order.")
+    name: str = ""
+    timezone: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+    sim_outcomes: list[str] = Field(
+        default_factory=list, description="Simulator script: one outcome per attempt."
+    )
+
+
+class DialRequest(BaseModel):
+    """What the dialer needs to place one attempt; carried from planner to dialer."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    phone: str
+    phone_index: int = 0
+    pass_number: int = 1
+    name: str = ""
+    timezone: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+    sim_outcomes: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# campaigns.v1
+
+
+class CampaignCreated(Payload):
+    TYPE: ClassVar[str] = "campaign.created"
+    campaign_id: str
+    name: str
+    kind: Literal["batch", "realtime"] = "batch"
+    status: str
+    agent: AgentSnapshot
+    language: str
+    schedule: Schedule | None = None
+    calling_hours: CallingHours = CallingHours()
+    max_attempts: int = 1
+    retry_interval_minutes: int = 240
+    retry_outcomes: list[str] = Field(default_factory=lambda: ["no_answer", "busy", "failed"])
+    priority: Priority = "normal"
+    max_slots: int | None = Field(None, description="Campaign slot cap; None = workspace limit.")
+    from_number: str | None = None
+    voicemail_action: Literal["hangup", "leave_message"] = "hangup"
+    total_contacts: int = 0
+
+
+class ContactsAdded(Payload):
+    TYPE: ClassVar[str] = "campaign.contacts_added"
+    campaign_id: str
+    contacts: list[ContactSeed]
+    total_contacts: int = Field(description="Campaign total after this batch.")
+
+
+class CampaignStatusChanged(Payload):
+    TYPE: ClassVar[str] = "campaign.status_changed"
+    campaign_id: str
+    status: Literal["scheduled", "running", "paused", "completed", "stopped"]
+    previous: str | None = None
+    action: str | None = Field(None, description="The API action that caused it, if any.")
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# allocator.v1 (keyed by org_id)
+
+
+class TaskQueued(Payload):
+    TYPE: ClassVar[str] = "task.queued"
+    task_id: str
+    campaign_id: str
+    attempt: int
+    campaign_priority: Priority = "normal"
+    attempt_priority: int = Field(0, description="Lower runs first (pass number for batch).")
+    callback: bool = False
+    eligible_at: datetime
+    max_slots: int | None = None
+    dial: DialRequest
+
+
+class TaskWithdrawn(Payload):
+    TYPE: ClassVar[str] = "task.withdrawn"
+    task_id: str
+    campaign_id: str
+    attempt: int | None = Field(None, description="None withdraws whatever attempt is queued.")
+    reason: str
+
+
+class CampaignWithdrawn(Payload):
+    TYPE: ClassVar[str] = "campaign.withdrawn"
+    campaign_id: str
+    reason: str
+
+
+class LeaseReleased(Payload):
+    TYPE: ClassVar[str] = "lease.released"
+    lease_id: str
+    task_id: str
+    attempt: int
+    call_id: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatch.v1 (keyed by task_id)
+
+
+class TaskDispatched(Payload):
+    TYPE: ClassVar[str] = "task.dispatched"
+    lease_id: str
+    task_id: str
+    campaign_id: str
+    attempt: int
+    lease_expires_at: datetime
+    dial: DialRequest
+
+
+class LeaseExpired(Payload):
+    TYPE: ClassVar[str] = "lease.expired"
+    lease_id: str
+    task_id: str
+    campaign_id: str
+    attempt: int
+
+
+# ---------------------------------------------------------------------------------------------
+# calls.v1 (keyed by task_id)
+
+CallStatus = Literal["completed", "no_answer", "busy", "failed", "voicemail"]
+
+
+class CallStarted(Payload):
+    TYPE: ClassVar[str] = "call.started"
+    call_id: str
+    task_id: str
+    campaign_id: str
+    attempt: int
+    phone_index: int = 0
+    provider: str
+    started_at: datetime
+
+
+class CallEnded(Payload):
+    TYPE: ClassVar[str] = "call.ended"
+    call_id: str
+    task_id: str
+    campaign_id: str
+    attempt: int
+    phone_index: int = 0
+    phone: str | None = Field(None, description="E.164 number dialled (internal topic).")
+    provider: str
+    status: CallStatus
+    outcome: str | None = Field(None, description="Provider's outcome label, if any.")
+    callback_at: datetime | None = None
+    duration_seconds: float = 0.0
+    turns: int = 0
+    transcript: list[dict[str, str]] = Field(default_factory=list)
+    recording_url: str | None = None
+    cost: float = 0.0
+    started_at: datetime
+    ended_at: datetime
+
+
+class CallAborted(Payload):
+    """The dialer refused to dial at the last moment (a guard failed); nothing was dialled."""
+
+    TYPE: ClassVar[str] = "call.aborted"
+    task_id: str
+    campaign_id: str
+    attempt: int
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------
+# dispositions.v1 (keyed by task_id)
+
+
+class DispositionRecorded(Payload):
+    TYPE: ClassVar[str] = "disposition.recorded"
+    call_id: str
+    task_id: str
+    campaign_id: str
+    attempt: int
+    disposition: str
+    raw_outcome: str | None = None
+    connected: bool = False
+    terminal: bool = False
+    callback_at: datetime | None = None
+    duration_seconds: float = 0.0
+    turns: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# leads.v1
+
+
+LeadStatus = Literal[
+    "pending", "queued", "dialing", "waiting_retry", "completed", "not_reachable", "archived",
+    "blocked",
+]
+
+
+class LeadUpdated(Payload):
+    TYPE: ClassVar[str] = "lead.updated"
+    task_id: str
+    campaign_id: str
+    seq: int = Field(description="Monotonic per lead; a consumer ignores a seq it has passed.")
+    status: LeadStatus
+    last_disposition: str | None = None
+    current_phone: str | None = None
+    phone_index: int = 0
+    pass_number: int = 1
+    attempt: int = 0
+    next_attempt_at: datetime | None = None
+    reason: str | None = None
+    name: str = ""
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+class CampaignDrained(Payload):
+    """Every task of the campaign reached a terminal state."""
+
+    TYPE: ClassVar[str] = "campaign.drained"
+    campaign_id: str
+    total_tasks: int
+
+
+# ---------------------------------------------------------------------------------------------
+# deadletter.v1
+
+
+class DeadLettered(Payload):
+    TYPE: ClassVar[str] = "deadletter"
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    consumer: str
+    reason: str
+    error: str
+    raw: str = Field(description="The original message body (UTF-8, replaced if not).")
+
+
+EVENT_TYPES: dict[str, type[Payload]] = {
+    m.TYPE: m
+    for m in (
+        CampaignCreated,
+        ContactsAdded,
+        CampaignStatusChanged,
+        TaskQueued,
+        TaskWithdrawn,
+        CampaignWithdrawn,
+        LeaseReleased,
+        TaskDispatched,
+        LeaseExpired,
+        CallStarted,
+        CallEnded,
+        CallAborted,
+        DispositionRecorded,
+        LeadUpdated,
+        CampaignDrained,
+        DeadLettered,
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# envelope
+
+
+class Envelope(BaseModel):
+    """The common wrapper of every event on every topic."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str = Field(description="Unique event id (evt_…); consumers dedupe on it.")
+    type: str = Field(description="Payload type, e.g. campaign.created.")
+    version: int = 1
+    occurred_at: datetime
+    producer: str
+    org_id: str
+    workspace_id: str
+    correlation_id: str
+    causation_id: str | None = None
+    data: dict[str, Any]
+
+    def payload(self) -> Payload:
+        """Parse ``data`` into its registered model (raises on unknown type or bad data)."""
+        model = EVENT_TYPES.get(self.type)
+        if model is None:
+            raise UnknownEventType(self.type)
+        return model.model_validate(self.data)
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+Tenancy = Annotated[tuple[str, str], "org_id, workspace_id"]
+
+
+def make_envelope(
+    payload: Payload,
+    *,
+    producer: str,
+    org_id: str,
+    workspace_id: str,
+    occurred_at: datetime,
+    correlation_id: str | None = None,
+    causation: Envelope | None = None,
+    event_id: str | None = None,
+    dedupe_parts: tuple[object, ...] | None = None,
+) -> Envelope:
+    """Wrap a payload. ``dedupe_parts`` gives a stable event id, so that a handler replayed after
+    a crash emits the same event id again and downstream dedupe sees one event."""
+    if event_id is None:
+        event_id = (
+            stable_id("evt", payload.TYPE, *dedupe_parts) if dedupe_parts else new_id("evt")
+        )
+    corr = correlation_id or (causation.correlation_id if causation else event_id)
+    return Envelope(
+        id=event_id,
+        type=payload.TYPE,
+        version=payload.VERSION,
+        occurred_at=occurred_at,
+        producer=producer,
+        org_id=org_id,
+        workspace_id=workspace_id,
+        correlation_id=corr,
+        causation_id=causation.id if causation else None,
+        data=payload.model_dump(mode="json"),
+    )

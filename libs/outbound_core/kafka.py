@@ -1,0 +1,291 @@
+"""Kafka plumbing: the broker factory, topic creation, the event bus and the consumer wrapper.
+
+Consumption is at least once: every subscriber uses ``AckPolicy.NACK_ON_ERROR`` with a
+``group_id`` per service (FastStream's Kafka default, ACK_FIRST, would be at most once). The
+wrapper parses the envelope, dispatches by event type and decides what a failure means:
+
+- a message that is not a valid envelope, or whose payload fails validation, is a *poison*
+  message: it goes to ``deadletter.v1`` with the reason and is acknowledged;
+- an infrastructure error (database or broker unreachable) is retried without limit, with
+  backoff, by NACKing the message (Kafka redelivers it);
+- any other handler error is retried ``handler_max_attempts`` times, then dead-lettered, so a
+  bug never becomes a crash loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+
+from outbound_core.events import DeadLettered, Envelope, Payload, make_envelope
+from outbound_core.metrics import DEADLETTERS, EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_SECONDS
+from outbound_core.settings import ServiceSettings
+from outbound_core.topics import ALL_TOPICS, DEADLETTER, Topic
+
+log = structlog.get_logger(__name__)
+
+P = TypeVar("P", bound=Payload)
+Handler = Callable[[Envelope, Any], Awaitable[None]]
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionFailure,
+    ServerSelectionTimeoutError,
+    KafkaError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
+
+
+def build_broker(settings: ServiceSettings) -> KafkaBroker:
+    """A FastStream broker configured for this project's delivery guarantees."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        enable_idempotence=settings.kafka_idempotent_producer,
+        acks="all",
+        linger_ms=0,
+        graceful_timeout=settings.graceful_timeout_seconds,
+        logger=logging.getLogger(f"faststream.{settings.service_name}"),
+        log_level=logging.DEBUG,
+    )
+
+
+async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> None:
+    """Create the project's topics if they do not exist (idempotent; every service calls it)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, client_id=settings.service_name
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(t.name, settings.kafka_partitions, 1) for t in topics if t.name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+@dataclass
+class EventBus:
+    """Publishes envelopes; keeps the producer name and the clock in one place."""
+
+    broker: KafkaBroker
+    producer: str
+    now: Callable[[], Any]
+
+    def envelope(
+        self,
+        payload: Payload,
+        *,
+        org_id: str,
+        workspace_id: str,
+        causation: Envelope | None = None,
+        dedupe_parts: tuple[object, ...] | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope:
+        return make_envelope(
+            payload,
+            producer=self.producer,
+            org_id=org_id,
+            workspace_id=workspace_id,
+            occurred_at=self.now(),
+            causation=causation,
+            dedupe_parts=dedupe_parts,
+            correlation_id=correlation_id,
+        )
+
+    async def publish(self, topic: Topic, envelope: Envelope, *, key: str) -> None:
+        await self.broker.publish(
+            envelope.model_dump_json().encode(),
+            topic.name,
+            key=key.encode(),
+            headers={"event-type": envelope.type, "event-id": envelope.id},
+        )
+        EVENTS_PUBLISHED.labels(self.producer, topic.name, envelope.type).inc()
+
+    async def emit(
+        self,
+        topic: Topic,
+        payload: Payload,
+        *,
+        key: str,
+        org_id: str,
+        workspace_id: str,
+        causation: Envelope | None = None,
+        dedupe_parts: tuple[object, ...] | None = None,
+    ) -> Envelope:
+        env = self.envelope(
+            payload, org_id=org_id, workspace_id=workspace_id, causation=causation,
+            dedupe_parts=dedupe_parts,
+        )
+        await self.publish(topic, env, key=key)
+        return env
+
+
+class PoisonMessage(Exception):
+    """A message that can never be processed; the reason goes to the dead-letter topic."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PoisonMessage("not_json", str(exc)) from exc
+    if not isinstance(raw, dict):
+        raise PoisonMessage("not_an_envelope", "message is not a JSON object")
+    try:
+        return Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise PoisonMessage("invalid_envelope", _errors(exc)) from exc
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+@dataclass
+class Consumer:
+    """Registers one subscriber for ``topic`` dispatching by event type to ``handlers``.
+
+    Handlers receive ``(envelope, payload)``; types not in ``handlers`` are skipped (topics
+    carry several types and each consumer wants only some)."""
+
+    broker: KafkaBroker
+    bus: EventBus
+    settings: ServiceSettings
+    topic: Topic
+    handlers: Mapping[str, tuple[type[Payload], Handler]]
+    group_id: str
+    fallback: Callable[[bytes, KafkaMessage], Awaitable[None]] | None = None
+    _failures: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def register(self) -> None:
+        sub = self.broker.subscriber(
+            self.topic.name,
+            group_id=self.group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.settings.kafka_session_timeout_ms // 5),
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+        )
+        sub(self._on_message)
+
+    async def _on_message(self, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        partition = getattr(record, "partition", -1)
+        offset = getattr(record, "offset", -1)
+        body: bytes = msg.body
+        started = time.perf_counter()
+        etype = "?"
+        try:
+            try:
+                env = parse_envelope(body)
+            except PoisonMessage:
+                if self.fallback is not None:
+                    await self.fallback(body, msg)
+                    return
+                raise
+            etype = env.type
+            entry = self.handlers.get(env.type)
+            if entry is None:
+                EVENTS_CONSUMED.labels(self.bus.producer, self.topic.name, etype, "ignored").inc()
+                return
+            model, handler = entry
+            try:
+                payload = model.model_validate(env.data)
+            except ValidationError as exc:
+                raise PoisonMessage("invalid_payload", _errors(exc)) from exc
+            with structlog.contextvars.bound_contextvars(
+                correlation_id=env.correlation_id, event_id=env.id, event_type=env.type
+            ):
+                await handler(env, payload)
+            self._failures.pop((partition, offset), None)
+            EVENTS_CONSUMED.labels(self.bus.producer, self.topic.name, etype, "ok").inc()
+        except PoisonMessage as exc:
+            await self._deadletter(msg, body, exc.reason, exc.error, partition, offset)
+        except TRANSIENT_ERRORS as exc:
+            # Not the message's fault: back off and let Kafka redeliver it, without limit.
+            EVENTS_CONSUMED.labels(self.bus.producer, self.topic.name, etype, "retried").inc()
+            log.warning("transient error; message will be redelivered", error=repr(exc))
+            await asyncio.sleep(1.0)
+            raise
+        except Exception as exc:
+            count = self._failures.get((partition, offset), 0) + 1
+            self._failures[(partition, offset)] = count
+            if count >= self.settings.handler_max_attempts:
+                self._failures.pop((partition, offset), None)
+                log.exception("handler keeps failing; dead-lettering", attempts=count)
+                await self._deadletter(msg, body, "handler_error", repr(exc), partition, offset)
+                return
+            EVENTS_CONSUMED.labels(self.bus.producer, self.topic.name, etype, "retried").inc()
+            log.warning("handler failed; will retry", attempts=count, error=repr(exc))
+            await asyncio.sleep(min(2.0, 0.1 * 2**count))
+            raise
+        finally:
+            HANDLER_SECONDS.labels(self.bus.producer, etype).observe(time.perf_counter() - started)
+
+    async def _deadletter(
+        self, msg: KafkaMessage, body: bytes, reason: str, error: str, partition: int, offset: int
+    ) -> None:
+        key = getattr(msg.raw_message, "key", None)
+        org_id, ws_id = _tenancy_hint(body)
+        payload = DeadLettered(
+            source_topic=self.topic.name,
+            partition=partition,
+            offset=offset,
+            key=key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
+            consumer=self.group_id,
+            reason=reason,
+            error=error[:2000],
+            raw=body.decode("utf-8", "replace")[:100_000],
+        )
+        env = self.bus.envelope(payload, org_id=org_id, workspace_id=ws_id)
+        await self.bus.publish(DEADLETTER, env, key=self.topic.name)
+        DEADLETTERS.labels(self.bus.producer, self.topic.name, reason).inc()
+        EVENTS_CONSUMED.labels(self.bus.producer, self.topic.name, "?", "deadlettered").inc()
+        log.warning(
+            "message dead-lettered", topic=self.topic.name, partition=partition, offset=offset,
+            reason=reason, error=error[:500],
+        )
+
+
+def _tenancy_hint(body: bytes) -> tuple[str, str]:
+    try:
+        raw = json.loads(body)
+        if isinstance(raw, dict):
+            return str(raw.get("org_id") or "unknown"), str(raw.get("workspace_id") or "unknown")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    return "unknown", "unknown"
+
+
+def handler_table(
+    *entries: tuple[type[Payload], Handler],
+) -> dict[str, tuple[type[Payload], Handler]]:
+    """``handler_table((CampaignCreated, on_created), …)`` keyed by event type."""
+    return {model.TYPE: (model, fn) for model, fn in entries}

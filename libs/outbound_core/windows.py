@@ -1,0 +1,175 @@
+"""Calling windows: when a number may be dialled.
+
+Pure and synchronous. A window is the intersection of
+- the campaign schedule (``not_before`` … ``not_after``, UTC instants),
+- the daily calling hours in *every* candidate zone of the recipient (a number that maps to
+  several zones may be called only when it is inside the hours in all of them),
+- optional allowed weekdays and blackout dates (judged on the local date the daily window
+  started, so a 20:00–02:00 window belongs to the evening it began).
+
+Unknown or invalid zones fail closed: :func:`build_window` returns a :class:`Closed` reason
+instead of a window, and callers never dial at a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from outbound_core.phones import UNKNOWN_TIMEZONE, timezones_for_number
+
+_HORIZON_DAYS = 15
+
+
+@dataclass(frozen=True)
+class Closed:
+    """Why a task can never be called under the current settings."""
+
+    reason: str
+    detail: str
+
+
+def parse_hhmm(value: str) -> time:
+    """``"09:00"`` or ``"0900"`` → time; raises ValueError with a clear message."""
+    text = value.strip().replace(":", "")
+    if len(text) != 4 or not text.isdigit():
+        raise ValueError(f"{value!r} is not a time of day in HH:MM or HHMM form")
+    hh, mm = int(text[:2]), int(text[2:])
+    if hh == 24 and mm == 0:
+        return time(0, 0)
+    if hh > 23 or mm > 59:
+        raise ValueError(f"{value!r} is not a time of day in HH:MM or HHMM form")
+    return time(hh, mm)
+
+
+@dataclass(frozen=True)
+class CallingWindow:
+    zones: tuple[ZoneInfo, ...]
+    start: time
+    end: time
+    weekdays: frozenset[int] | None = None  # 0 = Monday
+    blackout_dates: frozenset[date] = frozenset()
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+    def _open_in_zone(self, at: datetime, zone: ZoneInfo) -> bool:
+        local = at.astimezone(zone)
+        t = local.time().replace(tzinfo=None)
+        if self.start == self.end:
+            opened_on = local.date()
+            inside = True
+        elif self.start < self.end:
+            inside = self.start <= t < self.end
+            opened_on = local.date()
+        else:  # crosses midnight
+            if t >= self.start:
+                inside, opened_on = True, local.date()
+            elif t < self.end:
+                inside, opened_on = True, local.date() - timedelta(days=1)
+            else:
+                inside, opened_on = False, local.date()
+        if not inside:
+            return False
+        if self.weekdays is not None and opened_on.weekday() not in self.weekdays:
+            return False
+        return opened_on not in self.blackout_dates
+
+    def is_open(self, at: datetime) -> bool:
+        """True when a call may start at instant ``at``."""
+        if self.not_before is not None and at < self.not_before:
+            return False
+        if self.not_after is not None and at >= self.not_after:
+            return False
+        return all(self._open_in_zone(at, z) for z in self.zones)
+
+    def _candidates(self, at: datetime) -> Iterable[datetime]:
+        yield at
+        if self.not_before is not None and self.not_before > at:
+            yield self.not_before
+        for zone in self.zones:
+            local_day = at.astimezone(zone).date()
+            for offset in range(-1, _HORIZON_DAYS):
+                day = local_day + timedelta(days=offset)
+                for fold in (0, 1):
+                    local = datetime.combine(day, self.start, tzinfo=zone).replace(fold=fold)
+                    instant = local.astimezone(UTC)
+                    # A start inside a skipped (DST) hour opens at the transition itself.
+                    if instant.astimezone(zone).time().replace(tzinfo=None) != self.start:
+                        instant = _next_transition(instant - timedelta(hours=2), zone) or instant
+                    if instant > at:
+                        yield instant
+
+    def next_open(self, at: datetime) -> datetime | None:
+        """The first instant ≥ ``at`` when a call may start, or None if none is within the
+        planning horizon (about two weeks) or the schedule has ended."""
+        if self.not_after is not None and at >= self.not_after:
+            return None
+        for candidate in sorted(set(self._candidates(at))):
+            if self.is_open(candidate):
+                return candidate
+        return None
+
+
+def _next_transition(after: datetime, zone: ZoneInfo) -> datetime | None:
+    """First UTC instant after ``after`` at which ``zone``'s UTC offset changes (minute steps
+    over a few hours: only used for the rare start time that falls into a skipped hour)."""
+    probe = after.replace(second=0, microsecond=0)
+    offset = probe.astimezone(zone).utcoffset()
+    for _ in range(6 * 60):
+        probe += timedelta(minutes=1)
+        if probe.astimezone(zone).utcoffset() != offset:
+            return probe
+    return None
+
+
+def resolve_zones(
+    *, phone: str, contact_timezone: str | None, campaign_timezone: str | None
+) -> tuple[ZoneInfo, ...] | Closed:
+    """Zones whose hours apply: the campaign's (when the campaign says so), else the contact's
+    ``timezone``, else every zone the number maps to."""
+    names: Sequence[str]
+    if campaign_timezone:
+        names = (campaign_timezone,)
+    elif contact_timezone:
+        names = (contact_timezone,)
+    else:
+        names = timezones_for_number(phone)
+    zones: list[ZoneInfo] = []
+    for name in names:
+        if name == UNKNOWN_TIMEZONE:
+            return Closed("unknown_timezone", "the number's timezone cannot be determined")
+        try:
+            zones.append(ZoneInfo(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            return Closed("invalid_timezone", f"{name!r} is not an IANA timezone")
+    return tuple(zones)
+
+
+def build_window(
+    *,
+    phone: str,
+    contact_timezone: str | None,
+    hours_start: str,
+    hours_end: str,
+    campaign_timezone: str | None = None,
+    weekdays: Iterable[int] | None = None,
+    blackout_dates: Iterable[date] = (),
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+) -> CallingWindow | Closed:
+    zones = resolve_zones(
+        phone=phone, contact_timezone=contact_timezone, campaign_timezone=campaign_timezone
+    )
+    if isinstance(zones, Closed):
+        return zones
+    return CallingWindow(
+        zones=zones,
+        start=parse_hhmm(hours_start),
+        end=parse_hhmm(hours_end),
+        weekdays=frozenset(weekdays) if weekdays is not None else None,
+        blackout_dates=frozenset(blackout_dates),
+        not_before=not_before,
+        not_after=not_after,
+    )

@@ -1,0 +1,3 @@
+from campaign_api.app import main
+
+main()

@@ -1,0 +1,134 @@
+"""campaign-api's own collections: orgs, workspaces, api_keys, agents, campaigns, leads (a
+projection of planner lead updates), applied (event ids already counted) and outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Doc = dict[str, Any]
+
+
+class ApiRepository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+        self.orgs = db["orgs"]
+        self.workspaces = db["workspaces"]
+        self.keys = db["api_keys"]
+        self.agents = db["agents"]
+        self.campaigns = db["campaigns"]
+        self.leads = db["leads"]
+        self.applied = db["applied"]
+        self.outbox = db["outbox"]
+
+    async def ensure_indexes(self) -> None:
+        await self.keys.create_index([("hash", ASCENDING)], unique=True)
+        await self.campaigns.create_index([("workspace_id", ASCENDING), ("created_at",
+                                                                          DESCENDING)])
+        await self.campaigns.create_index([("status", ASCENDING)])
+        await self.leads.create_index([("campaign_id", ASCENDING)])
+
+    # tenancy -------------------------------------------------------------------------------------
+    async def key_by_hash(self, digest: str) -> Doc | None:
+        return await self.keys.find_one({"hash": digest})
+
+    async def ensure_tenant(self, *, org_id: str, workspace_id: str, key_id: str, digest: str,
+                            now: datetime) -> None:
+        await self.orgs.update_one({"_id": org_id}, {"$setOnInsert": {
+            "name": "Development org", "created_at": now}}, upsert=True)
+        await self.workspaces.update_one({"_id": workspace_id}, {"$setOnInsert": {
+            "org_id": org_id, "name": "Development", "created_at": now}}, upsert=True)
+        try:
+            await self.keys.insert_one({"_id": key_id, "hash": digest, "org_id": org_id,
+                                        "workspace_id": workspace_id, "role": "org_admin",
+                                        "name": "bootstrap", "created_at": now})
+        except DuplicateKeyError:
+            pass
+
+    # agents -------------------------------------------------------------------------------------
+    async def insert_agent(self, doc: Doc) -> None:
+        await self.agents.insert_one(doc)
+
+    async def agent(self, *, workspace_id: str, agent_id: str) -> Doc | None:
+        return await self.agents.find_one({"_id": agent_id, "workspace_id": workspace_id})
+
+    async def agents_of(self, *, workspace_id: str) -> list[Doc]:
+        return [a async for a in self.agents.find({"workspace_id": workspace_id})]
+
+    # campaigns ----------------------------------------------------------------------------------
+    async def insert_campaign(self, doc: Doc) -> None:
+        await self.campaigns.insert_one(doc)
+
+    async def campaign(self, *, workspace_id: str, campaign_id: str) -> Doc | None:
+        return await self.campaigns.find_one({"_id": campaign_id, "workspace_id": workspace_id})
+
+    async def list_campaigns(self, *, workspace_id: str, status: str | None,
+                             created_from: datetime | None, created_to: datetime | None,
+                             limit: int, offset: int) -> tuple[list[Doc], int]:
+        flt: Doc = {"workspace_id": workspace_id}
+        if status:
+            flt["status"] = status
+        if created_from or created_to:
+            flt["created_at"] = {
+                **({"$gte": created_from} if created_from else {}),
+                **({"$lt": created_to} if created_to else {}),
+            }
+        total = await self.campaigns.count_documents(flt)
+        cursor = self.campaigns.find(flt).sort("created_at", DESCENDING).skip(offset).limit(limit)
+        return [c async for c in cursor], int(total)
+
+    async def set_status(self, *, campaign_id: str, expect: Sequence[str], status: str,
+                         fields: Doc | None = None) -> Doc | None:
+        return await self.campaigns.find_one_and_update(
+            {"_id": campaign_id, "status": {"$in": list(expect)}},
+            {"$set": {"status": status, **(fields or {})}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def due_to_start(self, *, now: datetime) -> list[Doc]:
+        return [c async for c in self.campaigns.find(
+            {"status": "scheduled", "schedule_start": {"$lte": now}})]
+
+    async def due_to_end(self, *, now: datetime) -> list[Doc]:
+        return [c async for c in self.campaigns.find(
+            {"status": {"$in": ["running", "paused", "scheduled"]},
+             "schedule_end": {"$lte": now}})]
+
+    # projections --------------------------------------------------------------------------------
+    async def first_time(self, key: str) -> bool:
+        """True once per key: guards counter increments against redelivered events."""
+        try:
+            await self.applied.insert_one({"_id": key})
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def inc_campaign(self, *, campaign_id: str, inc: dict[str, float]) -> None:
+        await self.campaigns.update_one({"_id": campaign_id}, {"$inc": inc})
+
+    async def insert_leads(self, docs: list[Doc]) -> None:
+        if docs:
+            await self.leads.insert_many(docs, ordered=False)
+
+    async def apply_lead(self, *, lead_id: str, seq: int, fields: Doc) -> None:
+        try:
+            await self.leads.update_one(
+                {"_id": lead_id, "seq": {"$lt": seq}}, {"$set": {**fields, "seq": seq}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # a newer state is already there
+
+    async def leads_of(self, *, campaign_id: str, status: str | None, limit: int,
+                       offset: int) -> tuple[list[Doc], int]:
+        flt: Doc = {"campaign_id": campaign_id}
+        if status:
+            flt["status"] = status
+        total = await self.leads.count_documents(flt)
+        cursor = self.leads.find(flt).skip(offset).limit(limit)
+        return [d async for d in cursor], int(total)

@@ -1,0 +1,60 @@
+"""``/v1/webhooks``: authenticated here, served by the webhook service, which owns
+subscriptions, secrets and deliveries (campaign-api never stores them)."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import APIRouter, Request, Response
+
+from campaign_api.auth import Auth
+from campaign_api.problems import Problem
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+async def _forward(request: Request, who: Auth, path: str) -> Response:
+    client: httpx.AsyncClient = request.app.state.webhook_client
+    try:
+        upstream = await client.request(
+            request.method, f"/internal/v1/webhooks{path}", content=await request.body(),
+            params=request.query_params,
+            headers={"X-Outbound-Org-Id": who.org_id, "X-Outbound-Workspace-Id": who.workspace_id,
+                     "Content-Type": request.headers.get("content-type", "application/json")},
+        )
+    except httpx.HTTPError as exc:
+        raise Problem(503, "Service unavailable", f"webhook service unreachable: {exc}") from exc
+    if upstream.status_code >= 400:
+        try:
+            detail = upstream.json().get("detail", upstream.text)
+        except ValueError:
+            detail = upstream.text
+        raise Problem(upstream.status_code, "Webhook request rejected", str(detail))
+    return Response(upstream.content, status_code=upstream.status_code,
+                    media_type=upstream.headers.get("content-type"))
+
+
+@router.post("", status_code=201, summary="Create a webhook endpoint (secret shown once)")
+async def create(request: Request, who: Auth) -> Response:
+    return await _forward(request, who, "")
+
+
+@router.get("", summary="List webhook endpoints")
+async def list_(request: Request, who: Auth) -> Response:
+    return await _forward(request, who, "")
+
+
+@router.get("/{webhook_id}", summary="Get a webhook endpoint")
+@router.patch("/{webhook_id}", summary="Update a webhook endpoint")
+@router.delete("/{webhook_id}", summary="Delete a webhook endpoint")
+async def one(webhook_id: str, request: Request, who: Auth) -> Response:
+    return await _forward(request, who, f"/{webhook_id}")
+
+
+@router.get("/{webhook_id}/deliveries", summary="Delivery log of an endpoint")
+async def deliveries(webhook_id: str, request: Request, who: Auth) -> Response:
+    return await _forward(request, who, f"/{webhook_id}/deliveries")
+
+
+@router.post("/{webhook_id}/test", summary="Send a ping event")
+async def test(webhook_id: str, request: Request, who: Auth) -> Response:
+    return await _forward(request, who, f"/{webhook_id}/test")

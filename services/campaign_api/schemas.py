@@ -1,0 +1,69 @@
+"""HTTP request and response models (the public API contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from outbound_core.windows import parse_hhmm
+
+_BCP47 = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+
+class ScheduleIn(BaseModel):
+    start_time: datetime | None = Field(None, examples=["2027-02-01T09:00:00"])
+    end_time: datetime | None = Field(None, examples=["2027-02-01T18:00:00"])
+    timezone: str = Field("UTC", examples=["Asia/Kolkata"])
+
+
+class CallingHoursIn(BaseModel):
+    start: str = Field("09:00", examples=["09:00"])
+    end: str = Field("20:00", examples=["20:00"])
+    use_campaign_timezone: bool = False
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        t = parse_hhmm(v)
+        return f"{t.hour:02d}:{t.minute:02d}"
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [{
+        "name": "February Loan Renewal Outreach", "script_id": "agt_…", "language": "hi-IN",
+        "contacts": [{"phone": "+919876543210", "name": "Priya Sharma", "loan_amount": "75000"}],
+        "schedule": {"start_time": "2027-02-01T09:00:00", "end_time": "2027-02-01T18:00:00",
+                     "timezone": "Asia/Kolkata"},
+        "max_attempts": 3, "retry_interval_minutes": 120,
+    }]})
+    name: str = Field(min_length=1, max_length=255)
+    script_id: str = Field(description="Voice agent (script) id, from /v1/agents.")
+    language: str = Field(pattern=_BCP47, examples=["hi-IN", "en-US"])
+    contacts: list[dict[str, Any]] = Field(default_factory=list)
+    schedule: ScheduleIn | None = None
+    calling_hours: CallingHoursIn = CallingHoursIn()
+    max_attempts: int = Field(1, ge=1, le=5)
+    retry_interval_minutes: int = Field(240, ge=1, le=60 * 24 * 30)
+    retry_outcomes: list[str] = Field(default_factory=lambda: ["no_answer", "busy", "failed"])
+    priority: Literal["low", "normal", "high"] = "normal"
+    max_slots: int | None = Field(None, ge=1, description="Campaign concurrency cap.")
+    from_number: str | None = Field(None, alias="from")
+    voicemail_action: Literal["hangup", "leave_message"] = "hangup"
+    default_region: str | None = Field(
+        None, min_length=2, max_length=2, description="Region for national-format numbers."
+    )
+
+
+class CampaignAction(BaseModel):
+    action: Literal["start", "pause", "resume", "stop", "archive"]
+    reason: str | None = None
+
+
+class AgentIn(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    language: str = Field(pattern=_BCP47)
+    greeting: str = Field("", examples=["Hi {{NAME}}, this is Maya from Acme."])
+    system_prompt: str = ""
+    voicemail_message: str = ""

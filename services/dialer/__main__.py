@@ -1,0 +1,3 @@
+from dialer.app import main
+
+main()

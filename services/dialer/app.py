@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from dialer.campaigns import CampaignProjection
+from dialer.handlers import DialerHandlers
+from dialer.providers.base import VoiceProvider
+from dialer.providers.sim import SimProvider
+from dialer.repository import CallRepository, CampaignRepository
+from dialer.settings import DialerSettings, get_settings
+from outbound_core.events import CampaignCreated, CampaignStatusChanged, TaskDispatched
+from outbound_core.service import Runtime, build_http_app, serve
+from outbound_core.topics import CAMPAIGNS, DISPATCH
+
+
+def build_provider(rt: Runtime, settings: DialerSettings) -> VoiceProvider:
+    if settings.provider == "sim":
+        return SimProvider(db=rt.client[settings.sim_database], clock=rt.clock, settings=settings)
+    raise ValueError(f"unknown provider {settings.provider!r}")
+
+
+def build_app(settings: DialerSettings) -> FastAPI:
+    rt = Runtime.create(settings)
+    calls = CallRepository(rt.db)
+    campaigns = CampaignProjection(CampaignRepository(rt.db))
+    provider = build_provider(rt, settings)
+    handlers = DialerHandlers(
+        calls=calls,
+        campaigns=campaigns,
+        provider=provider,
+        bus=rt.bus,
+        clock=rt.clock,
+        check_window=settings.guard_calling_window,
+    )
+    provider.on_end(handlers.on_call_result)
+    rt.startup.append(calls.ensure_indexes)
+    provider.install(rt)
+    rt.consume(
+        CAMPAIGNS,
+        (CampaignCreated, handlers.on_campaign_created),
+        (CampaignStatusChanged, handlers.on_campaign_status_changed),
+    )
+    rt.consume(DISPATCH, (TaskDispatched, handlers.on_task_dispatched))
+    return build_http_app(rt, title="Outbound dialer")
+
+
+def main() -> None:
+    settings = get_settings()
+    serve(build_app(settings), settings)

@@ -1,0 +1,269 @@
+"""Dialer subscribers and the provider's end callback. Thin: idempotency, domain, publish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from dialer.campaigns import CampaignProjection
+from dialer.domain import abort_reason, contact_variables, render_template
+from dialer.metrics import CALLS_ABORTED, CALLS_ENDED, CALLS_PLACED
+from dialer.providers.base import CallResult, DialOrder, VoiceProvider
+from dialer.repository import CallRepository
+from outbound_core.clock import Clock
+from outbound_core.events import (
+    CallAborted,
+    CallEnded,
+    CallStarted,
+    CampaignCreated,
+    CampaignStatusChanged,
+    Envelope,
+    LeaseReleased,
+    Payload,
+    TaskDispatched,
+)
+from outbound_core.ids import stable_id
+from outbound_core.kafka import EventBus
+from outbound_core.phones import mask_phone
+from outbound_core.topics import ALLOCATOR, CALLS, Topic
+
+log = structlog.get_logger(__name__)
+
+
+class DialerHandlers:
+    def __init__(
+        self,
+        *,
+        calls: CallRepository,
+        campaigns: CampaignProjection,
+        provider: VoiceProvider,
+        bus: EventBus,
+        clock: Clock,
+        check_window: bool = True,
+    ) -> None:
+        self.calls = calls
+        self.campaigns = campaigns
+        self.provider = provider
+        self.bus = bus
+        self.clock = clock
+        self.check_window = check_window
+
+    # -- campaigns.v1 ---------------------------------------------------------------------
+
+    async def on_campaign_created(self, env: Envelope, c: CampaignCreated) -> None:
+        await self.campaigns.created(env, c)
+
+    async def on_campaign_status_changed(self, env: Envelope, c: CampaignStatusChanged) -> None:
+        await self.campaigns.status_changed(
+            campaign_id=c.campaign_id, status=c.status, at=env.occurred_at
+        )
+
+    # -- dispatch.v1 ----------------------------------------------------------------------
+
+    async def on_task_dispatched(self, env: Envelope, d: TaskDispatched) -> None:
+        call_id = stable_id("call", d.task_id, d.attempt)
+        log_ = log.bind(
+            call_id=call_id, task_id=d.task_id, attempt=d.attempt, phone=mask_phone(d.dial.phone)
+        )
+        existing = await self.calls.get(call_id=call_id)
+        if existing is not None:
+            if existing.get("lease_id") != d.lease_id:
+                # This attempt was placed under another lease: never dial it twice, and give
+                # the new slot back.
+                log_.warning("attempt already has a call; releasing the new lease")
+                await self._release(env, d, call_id=None)
+            elif existing["status"] == "dialing":
+                log_.info("resuming a call recorded but not confirmed dialled")
+                await self._place(existing, causation=env)
+            return
+        aborted = await self.calls.get_abort(lease_id=d.lease_id)
+        if aborted is not None:
+            await self._publish_abort(env, d, aborted["reason"])  # repeat: same event ids
+            return
+        campaign = await self.campaigns.current(d.campaign_id)
+        reason = abort_reason(
+            campaign=campaign,
+            phone=d.dial.phone,
+            contact_timezone=d.dial.timezone,
+            now=self.clock.now(),
+            lease_expires_at=d.lease_expires_at,
+            check_window=self.check_window,
+        )
+        if reason is not None or campaign is None:
+            reason = reason or "campaign_unknown"
+            if await self.calls.record_abort(
+                lease_id=d.lease_id,
+                doc={
+                    "task_id": d.task_id,
+                    "attempt": d.attempt,
+                    "campaign_id": d.campaign_id,
+                    "reason": reason,
+                    "at": self.clock.now(),
+                },
+            ):
+                CALLS_ABORTED.labels(reason).inc()
+            log_.info("dispatch aborted", reason=reason)
+            await self._publish_abort(env, d, reason)
+            return
+        doc = self._call_doc(env, d, call_id, campaign)
+        if not await self.calls.insert(doc=doc):
+            return  # a concurrent delivery recorded it first and dials it
+        await self._place(doc, causation=env)
+
+    def _call_doc(
+        self, env: Envelope, d: TaskDispatched, call_id: str, campaign: dict[str, Any]
+    ) -> dict[str, Any]:
+        agent = campaign.get("agent") or {}
+        variables = contact_variables(name=d.dial.name, variables=d.dial.variables)
+        return {
+            "_id": call_id,
+            "task_id": d.task_id,
+            "attempt": d.attempt,
+            "campaign_id": d.campaign_id,
+            "lease_id": d.lease_id,
+            "org_id": env.org_id,
+            "workspace_id": env.workspace_id,
+            "correlation_id": env.correlation_id,
+            "provider": self.provider.name,
+            "phone": d.dial.phone,
+            "phone_index": d.dial.phone_index,
+            "from_number": campaign.get("from_number"),
+            "language": campaign.get("language") or agent.get("language") or "en",
+            "greeting": render_template(agent.get("greeting", ""), variables),
+            "system_prompt": render_template(agent.get("system_prompt", ""), variables),
+            "voicemail_action": campaign.get("voicemail_action", "hangup"),
+            "voicemail_message": render_template(agent.get("voicemail_message", ""), variables),
+            "sim_outcomes": list(d.dial.sim_outcomes),
+            "status": "dialing",
+            "created_at": self.clock.now(),
+        }
+
+    async def _place(self, doc: dict[str, Any], *, causation: Envelope) -> None:
+        order = DialOrder(
+            call_id=doc["_id"],
+            task_id=doc["task_id"],
+            attempt=doc["attempt"],
+            to=doc["phone"],
+            from_number=doc.get("from_number"),
+            language=doc["language"],
+            greeting=doc["greeting"],
+            system_prompt=doc["system_prompt"],
+            voicemail_action=doc["voicemail_action"],
+            voicemail_message=doc["voicemail_message"],
+            sim_outcomes=tuple(doc.get("sim_outcomes") or ()),
+        )
+        await self.provider.dial(order)
+        started_at = self.clock.now()
+        if await self.calls.mark_active(call_id=order.call_id, at=started_at):
+            CALLS_PLACED.inc()
+        log.info("call placed", call_id=order.call_id, phone=mask_phone(order.to))
+        await self.bus.emit(
+            CALLS,
+            CallStarted(
+                call_id=order.call_id,
+                task_id=order.task_id,
+                campaign_id=doc["campaign_id"],
+                attempt=order.attempt,
+                phone_index=doc.get("phone_index", 0),
+                provider=self.provider.name,
+                started_at=started_at,
+            ),
+            key=order.task_id,
+            org_id=doc["org_id"],
+            workspace_id=doc["workspace_id"],
+            causation=causation,
+            dedupe_parts=(order.call_id,),
+        )
+
+    async def _publish_abort(self, env: Envelope, d: TaskDispatched, reason: str) -> None:
+        await self.bus.emit(
+            CALLS,
+            CallAborted(
+                task_id=d.task_id, campaign_id=d.campaign_id, attempt=d.attempt, reason=reason
+            ),
+            key=d.task_id,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
+            dedupe_parts=(d.lease_id,),
+        )
+        await self._release(env, d, call_id=None)
+
+    async def _release(self, env: Envelope, d: TaskDispatched, *, call_id: str | None) -> None:
+        await self.bus.emit(
+            ALLOCATOR,
+            LeaseReleased(
+                lease_id=d.lease_id, task_id=d.task_id, attempt=d.attempt, call_id=call_id
+            ),
+            key=env.org_id,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
+            dedupe_parts=(d.lease_id,),
+        )
+
+    # -- provider -------------------------------------------------------------------------
+
+    async def on_call_result(self, r: CallResult) -> None:
+        """A call ended: store it, then publish CallEnded and give the slot back."""
+        doc = await self.calls.get(call_id=r.call_id)
+        if doc is None:
+            log.warning("provider reported a call the dialer never recorded", call_id=r.call_id)
+            return
+        if await self.calls.finish(
+            call_id=r.call_id,
+            fields={
+                "result_status": r.status,
+                "outcome": r.outcome,
+                "turns": r.turns,
+                "duration_seconds": r.duration_seconds,
+                "transcript": r.transcript,
+                "cost": r.cost,
+                "callback_at": r.callback_at,
+                "started_at": r.started_at,
+                "ended_at": r.ended_at,
+                "recording_url": r.recording_url,
+            },
+        ):
+            CALLS_ENDED.labels(r.status).inc()
+        log.info("call ended", call_id=r.call_id, status=r.status, outcome=r.outcome, turns=r.turns)
+        ended = CallEnded(
+            call_id=r.call_id,
+            task_id=doc["task_id"],
+            campaign_id=doc["campaign_id"],
+            attempt=doc["attempt"],
+            phone_index=doc.get("phone_index", 0),
+            phone=doc["phone"],
+            provider=self.provider.name,
+            status=r.status,
+            outcome=r.outcome,
+            callback_at=r.callback_at,
+            duration_seconds=r.duration_seconds,
+            turns=r.turns,
+            transcript=r.transcript,
+            recording_url=r.recording_url,
+            cost=r.cost,
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+        )
+        await self._publish_for(doc, CALLS, ended, key=doc["task_id"])
+        released = LeaseReleased(
+            lease_id=doc["lease_id"],
+            task_id=doc["task_id"],
+            attempt=doc["attempt"],
+            call_id=r.call_id,
+        )
+        await self._publish_for(doc, ALLOCATOR, released, key=doc["org_id"])
+
+    async def _publish_for(
+        self, doc: dict[str, Any], topic: Topic, payload: Payload, *, key: str
+    ) -> None:
+        env = self.bus.envelope(
+            payload,
+            org_id=doc["org_id"],
+            workspace_id=doc["workspace_id"],
+            correlation_id=doc.get("correlation_id"),
+            dedupe_parts=(doc["_id"],),
+        )
+        await self.bus.publish(topic, env, key=key)

@@ -1,0 +1,1 @@
+"""Voice providers: what actually places a call."""

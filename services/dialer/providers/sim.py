@@ -1,0 +1,161 @@
+"""The simulated phone network.
+
+Every call is a document in ``sim_calls`` (the simulator's own database): that collection is
+"what reached the phone network", which invariant checkers read. A background ticker ends the
+calls whose ``ends_at`` has passed on the shared (virtual) clock and reports them to the dialer.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from dialer.providers.base import CallResult, DialOrder, VoiceProvider
+from dialer.providers.sim_script import pick_outcome, plan_call
+from dialer.settings import DialerSettings
+from outbound_core.clock import Clock, utc
+from outbound_core.phones import mask_phone
+from outbound_core.service import Runtime, Ticker
+
+log = structlog.get_logger(__name__)
+
+
+class SimProvider(VoiceProvider):
+    name = "sim"
+
+    def __init__(
+        self, *, db: AsyncDatabase[dict[str, Any]], clock: Clock, settings: DialerSettings
+    ) -> None:
+        super().__init__()
+        self.calls = db["sim_calls"]
+        self.clock = clock
+        self.settings = settings
+        self._due: list[tuple[datetime, str]] = []
+        self._ticker: Ticker | None = None
+        self._last_rescan = 0.0
+
+    def install(self, rt: Runtime) -> None:
+        rt.startup.append(self.start)
+        self._ticker = rt.every("sim-call-ender", self.tick, self.settings.sim_tick_seconds)
+
+    async def start(self) -> None:
+        await self.calls.create_index([("status", 1), ("ends_at", 1)])
+        await self.calls.create_index([("task_id", 1), ("attempt", 1)])
+        await self._rescan(due_only=False)
+
+    async def dial(self, order: DialOrder) -> None:
+        placed_at = self.clock.now()
+        outcome = pick_outcome(
+            script=order.sim_outcomes,
+            attempt=order.attempt,
+            phone=order.to,
+            weights=self.settings.sim_outcome_weights,
+        )
+        plan = plan_call(
+            outcome=outcome,
+            phone=order.to,
+            attempt=order.attempt,
+            greeting=order.greeting,
+            ring_range=(self.settings.sim_ring_seconds_min, self.settings.sim_ring_seconds_max),
+            cost_per_minute=self.settings.sim_cost_per_minute,
+        )
+        ends_at = plan.ends_at(placed_at)
+        doc = {
+            "_id": order.call_id,
+            "call_id": order.call_id,
+            "to": order.to,
+            "from": order.from_number,
+            "task_id": order.task_id,
+            "attempt": order.attempt,
+            "outcome": outcome,
+            "placed_at": placed_at,
+            "ends_at": ends_at,
+            "status": "active",
+            "result": {
+                "status": plan.status,
+                "label": plan.label,
+                "turns": plan.turns,
+                "duration_seconds": plan.duration_seconds,
+                "transcript": plan.transcript,
+                "cost": plan.cost,
+                "callback_at": plan.callback_at(ends_at) if ends_at else None,
+            },
+        }
+        try:
+            await self.calls.insert_one(doc)
+        except DuplicateKeyError:
+            # Asked again for the same call: one call on the network; just make sure it ends.
+            existing = await self.calls.find_one({"_id": order.call_id})
+            if existing is None or existing["status"] != "active":
+                return
+            doc = existing
+        log.info(
+            "sim call placed",
+            call_id=order.call_id,
+            to=mask_phone(order.to),
+            outcome=outcome,
+            ends_at=str(doc["ends_at"]),
+        )
+        self._schedule(doc)
+
+    def _schedule(self, doc: dict[str, Any]) -> None:
+        if doc.get("ends_at") is None:
+            return  # a hanging call never ends
+        heapq.heappush(self._due, (utc(doc["ends_at"]), doc["_id"]))
+        if self._ticker is not None:
+            self._ticker.kick()
+
+    async def _rescan(self, *, due_only: bool) -> None:
+        query: dict[str, Any] = {"status": "active", "ends_at": {"$ne": None}}
+        if due_only:
+            query["ends_at"] = {"$lte": self.clock.now()}
+        known = {call_id for _, call_id in self._due}
+        async for doc in self.calls.find(query, {"ends_at": 1}):
+            if doc["_id"] not in known:
+                heapq.heappush(self._due, (utc(doc["ends_at"]), doc["_id"]))
+        self._last_rescan = time.monotonic()
+
+    async def tick(self) -> None:
+        """End every call that is due. A call placed by another dialer instance that died is
+        picked up by the periodic rescan."""
+        if time.monotonic() - self._last_rescan >= self.settings.sim_rescan_seconds:
+            await self._rescan(due_only=True)
+        now = self.clock.now()
+        while self._due and self._due[0][0] <= now:
+            ends_at, call_id = heapq.heappop(self._due)
+            try:
+                await self._end(call_id)
+            except Exception:
+                heapq.heappush(self._due, (ends_at, call_id))  # try again on a later tick
+                raise
+
+    async def _end(self, call_id: str) -> None:
+        doc = await self.calls.find_one({"_id": call_id, "status": "active"})
+        if doc is None:
+            return  # ended already (by us or by another instance)
+        r = doc["result"]
+        result = CallResult(
+            call_id=call_id,
+            status=r["status"],
+            outcome=r["label"],
+            turns=r["turns"],
+            duration_seconds=r["duration_seconds"],
+            started_at=utc(doc["placed_at"]),
+            ended_at=utc(doc["ends_at"]),
+            transcript=r["transcript"],
+            cost=r["cost"],
+            callback_at=utc(r["callback_at"]) if r.get("callback_at") else None,
+        )
+        # Report first, then mark ended: a crash in between reports the end twice (the dialer
+        # is idempotent), never zero times.
+        await self._report_end(result)
+        await self.calls.update_one(
+            {"_id": call_id, "status": "active"},
+            {"$set": {"status": "ended", "ended_at": result.ended_at}},
+        )

@@ -1,0 +1,85 @@
+"""MongoDB access for the dialer's own collections: calls, aborted dispatches, campaigns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Doc = dict[str, Any]
+
+
+class CallRepository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.calls = db["calls"]
+        # Keyed by lease: a new dispatch of the same attempt (after the planner re-queued an
+        # aborted one) gets a new lease and is judged afresh; a redelivery is not.
+        self.aborts = db["aborted_dispatches"]
+
+    async def ensure_indexes(self) -> None:
+        # The guarantee "at most one call per (task, attempt)" lives here.
+        await self.calls.create_index([("task_id", 1), ("attempt", 1)], unique=True)
+
+    async def insert(self, *, doc: Doc) -> bool:
+        """Record a call before it is dialled; False if this attempt already has one."""
+        try:
+            await self.calls.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def get(self, *, call_id: str) -> Doc | None:
+        return await self.calls.find_one({"_id": call_id})
+
+    async def mark_active(self, *, call_id: str, at: datetime) -> bool:
+        res = await self.calls.update_one(
+            {"_id": call_id, "status": "dialing"}, {"$set": {"status": "active", "dialed_at": at}}
+        )
+        return res.modified_count == 1
+
+    async def finish(self, *, call_id: str, fields: Doc) -> bool:
+        """Store how the call ended; False if it had ended already."""
+        res = await self.calls.update_one(
+            {"_id": call_id, "status": {"$ne": "ended"}}, {"$set": {"status": "ended", **fields}}
+        )
+        return res.modified_count == 1
+
+    async def record_abort(self, *, lease_id: str, doc: Doc) -> bool:
+        try:
+            await self.aborts.insert_one({"_id": lease_id, **doc})
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def get_abort(self, *, lease_id: str) -> Doc | None:
+        return await self.aborts.find_one({"_id": lease_id})
+
+
+class CampaignRepository:
+    """The dialer's projection of campaigns.v1."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.campaigns = db["campaigns"]
+
+    async def upsert_created(self, *, campaign_id: str, doc: Doc) -> None:
+        # The status only on insert: a replayed campaign.created never resets a later status.
+        fields = {k: v for k, v in doc.items() if k != "status"}
+        await self.campaigns.update_one(
+            {"_id": campaign_id},
+            {"$set": fields, "$setOnInsert": {"status": doc.get("status")}},
+            upsert=True,
+        )
+
+    async def set_status(self, *, campaign_id: str, status: str, at: datetime) -> None:
+        await self.campaigns.update_one(
+            {"_id": campaign_id}, {"$set": {"status": status, "status_at": at}}, upsert=True
+        )
+
+    async def get(self, *, campaign_id: str) -> Doc | None:
+        return await self.campaigns.find_one({"_id": campaign_id})
+
+    async def get_status(self, *, campaign_id: str) -> str | None:
+        doc = await self.campaigns.find_one({"_id": campaign_id}, {"status": 1})
+        return None if doc is None else doc.get("status")

@@ -1,0 +1,3 @@
+from disposition.app import main
+
+main()

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from outbound_core.events import CallEnded
+from outbound_core.service import Runtime, build_http_app, serve
+from outbound_core.topics import CALLS
+
+from disposition.handlers import DispositionHandlers
+from disposition.repository import DispositionRepository
+from disposition.settings import DispositionSettings, get_settings
+
+
+def build_app(settings: DispositionSettings) -> FastAPI:
+    rt = Runtime.create(settings)
+    repo = DispositionRepository(rt.db)
+    handlers = DispositionHandlers(repo=repo, bus=rt.bus)
+    rt.startup.append(repo.ensure_indexes)
+    rt.consume(CALLS, (CallEnded, handlers.on_call_ended))
+    return build_http_app(rt, title="Outbound disposition")
+
+
+def main() -> None:
+    settings = get_settings()
+    serve(build_app(settings), settings)

@@ -1,0 +1,3 @@
+from slot_allocator.app import main
+
+main()

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from outbound_core.events import CampaignWithdrawn, LeaseReleased, TaskQueued, TaskWithdrawn
+from outbound_core.service import Runtime, build_http_app, serve
+from outbound_core.topics import ALLOCATOR
+
+from slot_allocator.domain import Allocator
+from slot_allocator.repository import AllocatorRepository
+from slot_allocator.service import SlotService
+from slot_allocator.settings import AllocatorSettings, get_settings
+
+
+def build_app(settings: AllocatorSettings) -> FastAPI:
+    rt = Runtime.create(settings)
+    svc = SlotService(
+        repo=AllocatorRepository(rt.db), bus=rt.bus, clock=rt.clock,
+        allocator=Allocator(default_org_slots=settings.default_org_slots),
+        lease_ttl=timedelta(seconds=settings.max_call_seconds + settings.lease_grace_seconds),
+        lease_min_real=settings.lease_min_real_seconds,
+    )
+    rt.startup.append(svc.rebuild)
+    rt.consume(
+        ALLOCATOR,
+        (TaskQueued, svc.on_task_queued),
+        (TaskWithdrawn, svc.on_task_withdrawn),
+        (CampaignWithdrawn, svc.on_campaign_withdrawn),
+        (LeaseReleased, svc.on_lease_released),
+    )
+    dispatcher = rt.every("dispatch", svc.dispatch, 0.05)
+    svc.kick = dispatcher.kick
+    rt.every("lease-expiry", svc.expire, settings.expiry_check_seconds)
+    return build_http_app(rt, title="Outbound slot-allocator")
+
+
+def main() -> None:
+    settings = get_settings()
+    serve(build_app(settings), settings)

@@ -1,0 +1,3 @@
+from task_planner.app import main
+
+main()

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from outbound_core.events import (
+    CallAborted,
+    CampaignCreated,
+    CampaignStatusChanged,
+    ContactsAdded,
+    DispositionRecorded,
+    LeaseExpired,
+    TaskDispatched,
+)
+from outbound_core.service import Runtime, build_http_app, serve
+from outbound_core.topics import CALLS, CAMPAIGNS, DISPATCH, DISPOSITIONS
+
+from task_planner.planner import Planner
+from task_planner.repository import PlannerRepository
+from task_planner.settings import PlannerSettings, get_settings
+
+
+def build_app(settings: PlannerSettings) -> FastAPI:
+    rt = Runtime.create(settings)
+    planner = Planner(
+        repo=PlannerRepository(rt.db), bus=rt.bus, clock=rt.clock,
+        tick_batch=settings.tick_batch, recheck=timedelta(hours=settings.recheck_hours),
+    )
+    rt.startup.append(planner.rebuild)
+    rt.consume(
+        CAMPAIGNS,
+        (CampaignCreated, planner.on_campaign_created),
+        (ContactsAdded, planner.on_contacts_added),
+        (CampaignStatusChanged, planner.on_status_changed),
+    )
+    rt.consume(
+        DISPATCH, (TaskDispatched, planner.on_dispatched), (LeaseExpired, planner.on_lease_expired)
+    )
+    rt.consume(CALLS, (CallAborted, planner.on_call_aborted))
+    rt.consume(DISPOSITIONS, (DispositionRecorded, planner.on_disposition))
+    ticker = rt.every("due-tasks", planner.tick, settings.tick_seconds)
+    planner.kick = ticker.kick
+    return build_http_app(rt, title="Outbound task-planner")
+
+
+def main() -> None:
+    settings = get_settings()
+    serve(build_app(settings), settings)

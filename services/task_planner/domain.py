@@ -1,0 +1,127 @@
+"""Planner rules: what happens to a task after an attempt, and when it may be queued. Pure.
+
+Phones are tried breadth-first. Within a pass, a contact's phones are tried in order until one
+reaches a person; outcomes that do not (no answer, busy, failed, voicemail, wrong number) move
+on to the next phone at once. The next pass starts ``retry_interval`` after the attempt that
+closed the previous one ended; a pass retries only the phones whose last outcome is in
+``retry_outcomes``; a wrong number is never tried again. At most ``max_attempts`` passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+MOVE_ON = frozenset({"no_answer", "busy", "failed", "voicemail", "wrong_number", "silence"})
+TERMINAL_LABELS = frozenset({"interested", "not_interested", "opt_out", "escalated", "completed"})
+ACTIVE_STATUSES = ("pending", "waiting_retry", "queued", "dialing")
+SCHEDULABLE_STATUSES = ("pending", "waiting_retry")
+FINAL_STATUSES = ("completed", "not_reachable", "archived", "blocked")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    retry_interval: timedelta
+    retry_outcomes: frozenset[str]
+
+    @staticmethod
+    def batch(*, max_attempts: int, retry_interval_minutes: int, retry_outcomes: list[str]) -> (
+        RetryPolicy
+    ):
+        return RetryPolicy(
+            max_attempts=max_attempts,
+            retry_interval=timedelta(minutes=retry_interval_minutes),
+            retry_outcomes=frozenset(retry_outcomes),
+        )
+
+
+@dataclass(frozen=True)
+class PhoneState:
+    last: str | None = None
+    attempts: int = 0
+    excluded: bool = False
+
+
+@dataclass(frozen=True)
+class Position:
+    phone_index: int
+    pass_number: int
+    phones: tuple[PhoneState, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Next:
+    """The decision after an attempt: either another attempt or a final status."""
+
+    status: str  # waiting_retry | pending | completed | not_reachable
+    position: Position
+    due_at: datetime | None = None
+    callback: bool = False
+    final_disposition: str | None = None
+
+
+def initial_position(phone_count: int) -> Position:
+    return Position(phone_index=0, pass_number=1, phones=tuple(PhoneState() for _ in range(
+        phone_count)))
+
+
+def _eligible_next_pass(pos: Position, policy: RetryPolicy) -> list[int]:
+    return [
+        i for i, p in enumerate(pos.phones)
+        if not p.excluded and p.last in policy.retry_outcomes
+    ]
+
+
+def after_attempt(
+    *, policy: RetryPolicy, pos: Position, disposition: str, terminal: bool,
+    ended_at: datetime, callback_at: datetime | None = None,
+) -> Next:
+    """Decide what follows an attempt on ``pos.phone_index`` that ended with ``disposition``."""
+    phones = list(pos.phones)
+    cur = phones[pos.phone_index]
+    updated = replace(
+        cur, last=disposition, attempts=cur.attempts + 1,
+        excluded=cur.excluded or disposition == "wrong_number",
+    )
+    phones[pos.phone_index] = updated
+    here = replace(pos, phones=tuple(phones))
+
+    if disposition == "callback":
+        due = callback_at if callback_at and callback_at > ended_at else (
+            ended_at + policy.retry_interval)
+        return Next(status="waiting_retry", position=here, due_at=due, callback=True)
+    if terminal or (disposition not in MOVE_ON and disposition not in policy.retry_outcomes):
+        return Next(status="completed", position=here, final_disposition=disposition)
+
+    # Same pass: the next phone after this one that this pass should try.
+    for j in range(pos.phone_index + 1, len(phones)):
+        p = phones[j]
+        if p.excluded:
+            continue
+        if pos.pass_number == 1 or p.last in policy.retry_outcomes:
+            return Next(
+                status="pending", position=replace(here, phone_index=j), due_at=ended_at
+            )
+
+    # End of the pass.
+    if pos.pass_number < policy.max_attempts:
+        eligible = _eligible_next_pass(here, policy)
+        if eligible:
+            return Next(
+                status="waiting_retry",
+                position=replace(here, phone_index=eligible[0], pass_number=pos.pass_number + 1),
+                due_at=ended_at + policy.retry_interval,
+            )
+    if all(p.excluded for p in phones):
+        return Next(status="completed", position=here, final_disposition="wrong_number")
+    if any(p.last in policy.retry_outcomes for p in phones if not p.excluded):
+        return Next(status="not_reachable", position=here, final_disposition="not_reachable")
+    return Next(status="completed", position=here, final_disposition=disposition)
+
+
+def lead_status(status: str, attempt_count: int) -> str:
+    """The externally visible lead status of a stored task status."""
+    if status == "pending" and attempt_count > 0:
+        return "waiting_retry"
+    return status

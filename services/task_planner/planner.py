@@ -1,0 +1,354 @@
+"""The planner's service layer: applies events to tasks through the pure rules in
+``domain``/``windows`` and publishes what follows (TaskQueued to the allocator, lead updates)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from outbound_core.clock import Clock, to_ms, utc
+from outbound_core.events import (
+    CallAborted,
+    CampaignCreated,
+    CampaignDrained,
+    CampaignStatusChanged,
+    CampaignWithdrawn,
+    ContactsAdded,
+    DialRequest,
+    DispositionRecorded,
+    Envelope,
+    LeadUpdated,
+    LeaseExpired,
+    TaskDispatched,
+    TaskQueued,
+)
+from outbound_core.kafka import EventBus
+from outbound_core.topics import ALLOCATOR, LEADS
+from outbound_core.windows import CallingWindow, Closed, build_window
+
+from task_planner.domain import (
+    ACTIVE_STATUSES,
+    SCHEDULABLE_STATUSES,
+    Next,
+    PhoneState,
+    Position,
+    RetryPolicy,
+    after_attempt,
+    initial_position,
+    lead_status,
+)
+from task_planner.repository import Doc, PlannerRepository
+from task_planner.timer import DueTimer
+
+log = structlog.get_logger(__name__)
+
+
+def _position(task: Doc) -> Position:
+    return Position(
+        phone_index=task["phone_index"], pass_number=task["pass_number"],
+        phones=tuple(PhoneState(**p) for p in task["phone_states"]),
+    )
+
+
+class Planner:
+    def __init__(
+        self, *, repo: PlannerRepository, bus: EventBus, clock: Clock, tick_batch: int,
+        recheck: timedelta,
+    ) -> None:
+        self.repo = repo
+        self.bus = bus
+        self.clock = clock
+        self.timer = DueTimer()
+        self.campaigns: dict[str, Doc] = {}
+        self.tick_batch = tick_batch
+        self.recheck = recheck
+        self.kick: Any = lambda: None
+
+    # start-up ----------------------------------------------------------------------------------
+    async def rebuild(self) -> None:
+        """Reload campaign settings and every schedulable task of a running campaign; re-send
+        TaskQueued for tasks left queued (the allocator ignores ones it already holds)."""
+        await self.repo.ensure_indexes()
+        self.campaigns = {c["_id"]: c for c in await self.repo.all_campaigns()}
+        for t in await self.repo.schedulable():
+            if self._running(t["campaign_id"]):
+                self.timer.push(utc(t["due_at"]), t["_id"])
+        for t in await self.repo.in_status(campaign_id=None, statuses=["queued"]):
+            if self._running(t["campaign_id"]):
+                await self._publish_queued(t)
+        log.info("planner rebuilt", due_entries=len(self.timer), campaigns=len(self.campaigns))
+
+    def _running(self, campaign_id: str) -> bool:
+        c = self.campaigns.get(campaign_id)
+        return c is not None and c.get("status") == "running"
+
+    # campaigns.v1 ------------------------------------------------------------------------------
+    async def on_campaign_created(self, env: Envelope, ev: CampaignCreated) -> None:
+        fields = {
+            **ev.model_dump(mode="python", exclude={"total_contacts", "campaign_id"}),
+            "org_id": env.org_id, "workspace_id": env.workspace_id,
+        }
+        fields["status"] = self.campaigns.get(ev.campaign_id, {}).get("status", ev.status)
+        await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields=fields)
+        await self.repo.set_expected_total(campaign_id=ev.campaign_id, total=ev.total_contacts)
+        self.campaigns[ev.campaign_id] = {
+            **self.campaigns.get(ev.campaign_id, {}), **fields, "_id": ev.campaign_id,
+        }
+
+    async def on_contacts_added(self, env: Envelope, ev: ContactsAdded) -> None:
+        now = to_ms(self.clock.now())
+        docs = []
+        for c in ev.contacts:
+            pos = initial_position(len(c.phones))
+            docs.append({
+                "_id": c.task_id, "campaign_id": ev.campaign_id, "org_id": env.org_id,
+                "workspace_id": env.workspace_id, "phones": c.phones, "name": c.name,
+                "timezone": c.timezone, "variables": c.variables, "sim_outcomes": c.sim_outcomes,
+                "status": "pending", "due_at": now, "attempt": 0, "calls": 0, "seq": 0,
+                "phone_index": pos.phone_index, "pass_number": pos.pass_number,
+                "phone_states": [asdict(p) for p in pos.phones], "callback": False,
+                "history": [], "last_disposition": None, "created_at": now,
+            })
+        await self.repo.insert_tasks(docs)
+        await self.repo.set_expected_total(campaign_id=ev.campaign_id, total=ev.total_contacts)
+        c = self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})
+        c["expected_total"] = max(c.get("expected_total", 0), ev.total_contacts)
+        if self._running(ev.campaign_id):
+            for d in docs:
+                self.timer.push(now, d["_id"])
+            self.kick()
+
+    async def on_status_changed(self, env: Envelope, ev: CampaignStatusChanged) -> None:
+        await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields={"status": ev.status})
+        self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})["status"] = ev.status
+        if ev.status == "running":
+            for t in await self.repo.schedulable(campaign_id=ev.campaign_id):
+                self.timer.push(utc(t["due_at"]), t["_id"])
+            for t in await self.repo.in_status(campaign_id=ev.campaign_id, statuses=["queued"]):
+                await self._publish_queued(t)
+            self.kick()
+            return
+        # Any other status: nothing new may be dialled; the allocator drops what it holds.
+        await self.bus.emit(
+            ALLOCATOR, CampaignWithdrawn(campaign_id=ev.campaign_id, reason=ev.status),
+            key=env.org_id, org_id=env.org_id, workspace_id=env.workspace_id, causation=env,
+            dedupe_parts=(env.id,),
+        )
+        if ev.status == "paused" or ev.status == "scheduled":
+            await self.repo.requeue_withdrawn(campaign_id=ev.campaign_id, now=self.clock.now())
+        elif ev.status in ("stopped", "completed"):
+            await self._archive_campaign(env, ev.campaign_id, reason=ev.reason or ev.status)
+
+    async def _archive_campaign(self, env: Envelope, campaign_id: str, *, reason: str) -> None:
+        waiting = [*SCHEDULABLE_STATUSES, "queued"]
+        for t in await self.repo.in_status(campaign_id=campaign_id, statuses=waiting):
+            new = await self.repo.transition(
+                task_id=t["_id"], expect_status=waiting, expect_attempt=None,
+                set_fields={"status": "archived", "reason": reason, "due_at": None},
+            )
+            if new is not None:
+                await self._publish_lead(new, causation=env)
+
+    # dispatch.v1 -------------------------------------------------------------------------------
+    async def on_dispatched(self, env: Envelope, ev: TaskDispatched) -> None:
+        new = await self.repo.transition(
+            task_id=ev.task_id, expect_status=["queued"], expect_attempt=ev.attempt,
+            set_fields={"status": "dialing", "dialing_since": self.clock.now()},
+        )
+        if new is not None:
+            await self._publish_lead(new, causation=env)
+
+    async def on_lease_expired(self, env: Envelope, ev: LeaseExpired) -> None:
+        # The call never reported an end: the attempt counts as failed (retryable).
+        await self._resolve_attempt(
+            env, task_id=ev.task_id, attempt=ev.attempt, disposition="failed", terminal=False,
+            callback_at=None, ended_at=self.clock.now(), call_id=None,
+        )
+
+    # calls.v1 ----------------------------------------------------------------------------------
+    async def on_call_aborted(self, env: Envelope, ev: CallAborted) -> None:
+        # Nothing was dialled: back to waiting, without using up the policy.
+        new = await self.repo.transition(
+            task_id=ev.task_id, expect_status=["queued", "dialing"], expect_attempt=ev.attempt,
+            set_fields={"status": "pending", "due_at": to_ms(self.clock.now()),
+                        "reason": ev.reason},
+        )
+        if new is not None:
+            await self._publish_lead(new, causation=env)
+            if self._running(new["campaign_id"]):
+                self.timer.push(utc(new["due_at"]), new["_id"])
+
+    # dispositions.v1 ---------------------------------------------------------------------------
+    async def on_disposition(self, env: Envelope, ev: DispositionRecorded) -> None:
+        await self._resolve_attempt(
+            env, task_id=ev.task_id, attempt=ev.attempt, disposition=ev.disposition,
+            terminal=ev.terminal, callback_at=ev.callback_at,
+            ended_at=self.clock.now(), call_id=ev.call_id,
+        )
+
+    async def _resolve_attempt(
+        self, env: Envelope, *, task_id: str, attempt: int, disposition: str, terminal: bool,
+        callback_at: datetime | None, ended_at: datetime, call_id: str | None,
+    ) -> None:
+        task = await self.repo.get(task_id)
+        if task is None:
+            raise LookupError(f"unknown task {task_id}")
+        if task["attempt"] != attempt or task["status"] not in ("queued", "dialing"):
+            # Already applied (redelivery) or stale: re-publish the current state so that a
+            # crash between the write and the publish is repaired (same seq, same event id).
+            if any(h.get("attempt") == attempt for h in task.get("history", [])):
+                await self._publish_lead(task, causation=env)
+            return
+        campaign = self.campaigns.get(task["campaign_id"], {})
+        policy = RetryPolicy.batch(
+            max_attempts=campaign.get("max_attempts", 1),
+            retry_interval_minutes=campaign.get("retry_interval_minutes", 240),
+            retry_outcomes=campaign.get("retry_outcomes", ["no_answer", "busy", "failed"]),
+        )
+        nxt: Next = after_attempt(
+            policy=policy, pos=_position(task), disposition=disposition, terminal=terminal,
+            ended_at=ended_at, callback_at=callback_at,
+        )
+        fields: Doc = {
+            "status": nxt.status, "phone_index": nxt.position.phone_index,
+            "pass_number": nxt.position.pass_number,
+            "phone_states": [asdict(p) for p in nxt.position.phones],
+            "due_at": to_ms(nxt.due_at) if nxt.due_at else None, "callback": nxt.callback,
+            "last_disposition": nxt.final_disposition or disposition, "reason": None,
+        }
+        history = {
+            "attempt": attempt, "call_id": call_id, "phone_index": task["phone_index"],
+            "pass_number": task["pass_number"], "disposition": disposition, "ended_at": ended_at,
+        }
+        new = await self.repo.transition(
+            task_id=task_id, expect_status=["queued", "dialing"], expect_attempt=attempt,
+            set_fields=fields, push_history=history,
+        )
+        if new is None:
+            return
+        await self._publish_lead(new, causation=env)
+        if nxt.due_at is not None and self._running(new["campaign_id"]):
+            self.timer.push(nxt.due_at, task_id)
+            self.kick()
+        if nxt.due_at is None:
+            await self._check_drained(env, new["campaign_id"])
+
+    async def _check_drained(self, env: Envelope, campaign_id: str) -> None:
+        if await self.repo.has_active(campaign_id=campaign_id, statuses=ACTIVE_STATUSES):
+            return
+        total = await self.repo.count(campaign_id=campaign_id)
+        if total < self.campaigns.get(campaign_id, {}).get("expected_total", 0):
+            return  # contacts still arriving
+        await self.bus.emit(
+            LEADS, CampaignDrained(campaign_id=campaign_id, total_tasks=total), key=campaign_id,
+            org_id=env.org_id, workspace_id=env.workspace_id, causation=env,
+            dedupe_parts=(campaign_id, total),
+        )
+
+    # the due-task loop ------------------------------------------------------------------------
+    async def tick(self) -> None:
+        now = self.clock.now()
+        due = self.timer.pop_due(now, self.tick_batch)
+        if not due:
+            return
+        tasks = {t["_id"]: t for t in await self.repo.get_many([tid for _, tid in due])}
+        for due_at, task_id in due:
+            t = tasks.get(task_id)
+            if t is None or t["status"] not in SCHEDULABLE_STATUSES or t.get("due_at") is None:
+                continue
+            if to_ms(utc(t["due_at"])) != to_ms(due_at) or not self._running(t["campaign_id"]):
+                continue  # stale entry, or parked until the campaign runs again
+            await self._consider(t, now)
+        if len(due) == self.tick_batch:
+            self.kick()
+
+    def window_for(self, task: Doc, campaign: Doc) -> CallingWindow | Closed:
+        schedule = campaign.get("schedule") or {}
+        hours = campaign.get("calling_hours") or {}
+        return build_window(
+            phone=task["phones"][task["phone_index"]],
+            contact_timezone=task.get("timezone"),
+            campaign_timezone=schedule.get("timezone") if hours.get("use_campaign_timezone")
+            else None,
+            hours_start=hours.get("start", "09:00"),
+            hours_end=hours.get("end", "20:00"),
+            not_before=utc(schedule["start_time"]) if schedule.get("start_time") else None,
+            not_after=utc(schedule["end_time"]) if schedule.get("end_time") else None,
+        )
+
+    async def _consider(self, task: Doc, now: datetime) -> None:
+        campaign = self.campaigns[task["campaign_id"]]
+        window = self.window_for(task, campaign)
+        if isinstance(window, Closed):
+            new = await self.repo.transition(
+                task_id=task["_id"], expect_status=SCHEDULABLE_STATUSES,
+                expect_attempt=task["attempt"],
+                set_fields={"status": "blocked", "reason": window.reason, "due_at": None},
+            )
+            if new is not None:
+                log.warning("task can never be called", task_id=task["_id"], reason=window.reason)
+                await self._publish_lead(new, causation=None)
+            return
+        if not window.is_open(now):
+            nxt = window.next_open(now)
+            if nxt is None and window.not_after is not None and now >= window.not_after:
+                return  # the schedule ended: the campaign's end archives it
+            due = to_ms(nxt or now + self.recheck)
+            new = await self.repo.transition(
+                task_id=task["_id"], expect_status=SCHEDULABLE_STATUSES,
+                expect_attempt=task["attempt"], set_fields={"due_at": due},
+            )
+            if new is not None:
+                self.timer.push(due, task["_id"])
+            return
+        new = await self.repo.transition(
+            task_id=task["_id"], expect_status=SCHEDULABLE_STATUSES,
+            expect_attempt=task["attempt"], inc_attempt=True,
+            set_fields={"status": "queued", "queued_at": now},
+        )
+        if new is not None:
+            await self._publish_queued(new)
+
+    async def _publish_queued(self, task: Doc) -> None:
+        campaign = self.campaigns.get(task["campaign_id"], {})
+        dial = DialRequest(
+            phone=task["phones"][task["phone_index"]], phone_index=task["phone_index"],
+            pass_number=task["pass_number"], name=task.get("name", ""),
+            timezone=task.get("timezone"), variables=task.get("variables", {}),
+            sim_outcomes=task.get("sim_outcomes", []),
+        )
+        await self.bus.emit(
+            ALLOCATOR,
+            TaskQueued(
+                task_id=task["_id"], campaign_id=task["campaign_id"], attempt=task["attempt"],
+                campaign_priority=campaign.get("priority", "normal"),
+                attempt_priority=task["pass_number"], callback=bool(task.get("callback")),
+                eligible_at=utc(task.get("queued_at") or self.clock.now()),
+                max_slots=campaign.get("max_slots"), dial=dial,
+            ),
+            key=task["org_id"], org_id=task["org_id"], workspace_id=task["workspace_id"],
+            dedupe_parts=(task["_id"], task["attempt"]),
+        )
+
+    async def _publish_lead(self, task: Doc, *, causation: Envelope | None) -> None:
+        attempts = len(task.get("history", []))
+        phone = task["phones"][task["phone_index"]]
+        await self.bus.emit(
+            LEADS,
+            LeadUpdated(
+                task_id=task["_id"], campaign_id=task["campaign_id"], seq=task["seq"],
+                status=lead_status(task["status"], attempts),  # type: ignore[arg-type]
+                last_disposition=task.get("last_disposition"), current_phone=phone,
+                phone_index=task["phone_index"], pass_number=task["pass_number"],
+                attempt=attempts, next_attempt_at=task.get("due_at")
+                if task["status"] in SCHEDULABLE_STATUSES else None,
+                reason=task.get("reason"), name=task.get("name", ""),
+                variables=task.get("variables", {}),
+            ),
+            key=task["_id"], org_id=task["org_id"], workspace_id=task["workspace_id"],
+            causation=causation, dedupe_parts=(task["_id"], task["seq"]),
+        )
+

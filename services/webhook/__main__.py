@@ -1,0 +1,3 @@
+from webhook.app import main
+
+main()

@@ -1,0 +1,195 @@
+"""MongoDB access for the webhook service: ``subscriptions`` and ``deliveries``.
+
+Every delivery carries a ``version`` that each state change increments; the sender claims a
+delivery with an optimistic update on it, so two replicas never send the same attempt twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Doc = dict[str, Any]
+
+
+class WebhookRepository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.subscriptions = db["subscriptions"]
+        self.deliveries = db["deliveries"]
+
+    async def ensure_indexes(self) -> None:
+        await self.subscriptions.create_index([("workspace_id", ASCENDING), ("enabled", ASCENDING)])
+        await self.deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        await self.deliveries.create_index(
+            [
+                ("subscription_id", ASCENDING),
+                ("order_key", ASCENDING),
+                ("status", ASCENDING),
+                ("seq", ASCENDING),
+            ]
+        )
+        await self.deliveries.create_index([("subscription_id", ASCENDING), ("seq", DESCENDING)])
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    async def create_subscription(self, *, doc: Doc) -> None:
+        await self.subscriptions.insert_one(doc)
+
+    async def list_subscriptions(self, *, workspace_id: str) -> list[Doc]:
+        cursor = self.subscriptions.find({"workspace_id": workspace_id})
+        return [d async for d in cursor]
+
+    async def get_subscription(self, *, workspace_id: str, subscription_id: str) -> Doc | None:
+        return await self.subscriptions.find_one(
+            {"_id": subscription_id, "workspace_id": workspace_id}
+        )
+
+    async def subscription_by_id(self, *, subscription_id: str) -> Doc | None:
+        return await self.subscriptions.find_one({"_id": subscription_id})
+
+    async def update_subscription(
+        self, *, workspace_id: str, subscription_id: str, changes: Doc
+    ) -> Doc | None:
+        return await self.subscriptions.find_one_and_update(
+            {"_id": subscription_id, "workspace_id": workspace_id},
+            {"$set": changes},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def delete_subscription(self, *, workspace_id: str, subscription_id: str) -> bool:
+        res = await self.subscriptions.delete_one(
+            {"_id": subscription_id, "workspace_id": workspace_id}
+        )
+        return res.deleted_count == 1
+
+    async def enabled_subscriptions(self, *, workspace_id: str) -> list[Doc]:
+        cursor = self.subscriptions.find({"workspace_id": workspace_id, "enabled": True})
+        return [d async for d in cursor]
+
+    async def mark_gone(self, *, subscription_id: str, at: datetime) -> None:
+        await self.subscriptions.update_one(
+            {"_id": subscription_id},
+            {"$set": {"enabled": False, "status": "disabled_gone", "updated_at": at}},
+        )
+
+    async def next_seq(self, *, subscription_id: str) -> int:
+        """A per-subscription counter that orders its deliveries by creation."""
+        doc = await self.subscriptions.find_one_and_update(
+            {"_id": subscription_id},
+            {"$inc": {"delivery_seq": 1}},
+            projection={"delivery_seq": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["delivery_seq"]) if doc else 0
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    async def insert_delivery(self, *, doc: Doc) -> bool:
+        """Store a delivery once; False if it already exists (a redelivered event)."""
+        try:
+            await self.deliveries.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def exists(self, *, delivery_id: str) -> bool:
+        return await self.deliveries.find_one({"_id": delivery_id}, {"_id": 1}) is not None
+
+    async def due(self, *, now: datetime, limit: int, exclude: list[str]) -> list[Doc]:
+        query: Doc = {"status": "pending", "next_attempt_at": {"$lte": now}}
+        if exclude:
+            query["subscription_id"] = {"$nin": exclude}
+        cursor = (
+            self.deliveries.find(query, {"body": 0, "attempts": 0})
+            .sort("next_attempt_at", ASCENDING)
+            .limit(limit)
+        )
+        return [d async for d in cursor]
+
+    async def head_of_key(self, *, subscription_id: str, order_key: str) -> Doc | None:
+        """The oldest pending delivery of one (subscription, order key)."""
+        return await self.deliveries.find_one(
+            {"subscription_id": subscription_id, "order_key": order_key, "status": "pending"},
+            {"_id": 1, "next_attempt_at": 1, "seq": 1},
+            sort=[("seq", ASCENDING)],
+        )
+
+    async def claim(self, *, delivery_id: str, version: int, until: datetime) -> Doc | None:
+        """Take a pending delivery for one attempt; None if someone else changed it first.
+        Until the attempt is recorded it is not due again before ``until`` (a crash mid-send
+        makes it due again then: at least once)."""
+        return await self.deliveries.find_one_and_update(
+            {"_id": delivery_id, "status": "pending", "version": version},
+            {"$set": {"next_attempt_at": until}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def defer(self, *, delivery_id: str, version: int, until: datetime) -> None:
+        await self.deliveries.update_one(
+            {"_id": delivery_id, "status": "pending", "version": version},
+            {"$set": {"next_attempt_at": until}, "$inc": {"version": 1}},
+        )
+
+    async def record_attempt(
+        self,
+        *,
+        delivery_id: str,
+        attempt: Doc,
+        status: str,
+        next_attempt_at: datetime | None,
+        at: datetime,
+    ) -> None:
+        await self.deliveries.update_one(
+            {"_id": delivery_id},
+            {
+                "$push": {"attempts": attempt},
+                "$set": {
+                    "status": status,
+                    "next_attempt_at": next_attempt_at,
+                    "updated_at": at,
+                    "last_status_code": attempt.get("status_code"),
+                    "last_error": attempt.get("error"),
+                },
+                "$inc": {"version": 1, "attempt_count": 1},
+            },
+        )
+
+    async def finish_without_attempt(
+        self, *, delivery_id: str, status: str, reason: str, at: datetime
+    ) -> None:
+        await self.deliveries.update_one(
+            {"_id": delivery_id},
+            {
+                "$set": {
+                    "status": status,
+                    "next_attempt_at": None,
+                    "last_error": reason,
+                    "updated_at": at,
+                },
+                "$inc": {"version": 1},
+            },
+        )
+
+    async def wake_next(self, *, subscription_id: str, order_key: str, now: datetime) -> None:
+        """Make the next delivery of a key due now (it waited behind the one just finished)."""
+        head = await self.head_of_key(subscription_id=subscription_id, order_key=order_key)
+        if head is not None and head.get("next_attempt_at") is not None:
+            await self.deliveries.update_one(
+                {"_id": head["_id"], "status": "pending", "attempt_count": 0},
+                {"$set": {"next_attempt_at": now}, "$inc": {"version": 1}},
+            )
+
+    async def get_delivery(self, *, delivery_id: str) -> Doc | None:
+        return await self.deliveries.find_one({"_id": delivery_id})
+
+    async def list_deliveries(self, *, subscription_id: str, limit: int) -> list[Doc]:
+        cursor = (
+            self.deliveries.find({"subscription_id": subscription_id}, {"body": 0})
+            .sort("seq", DESCENDING)
+            .limit(limit)
+        )
+        return [d async for d in cursor]

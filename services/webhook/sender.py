@@ -1,0 +1,228 @@
+"""The sender: sends due deliveries, signs them, records attempts and schedules retries.
+
+Order: deliveries of one (subscription, order key) go out strictly by ``seq`` — only the oldest
+pending one of a key may be sent; the others are deferred behind it and woken when it finishes.
+Isolation: every send is its own asyncio task, bounded overall and per subscription, so a slow
+or dead endpoint only ever holds its own share of the capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+
+from outbound_core.clock import Clock, utc
+from webhook.domain import outcome_of, parse_retry_after, retry_delay
+from webhook.metrics import DELIVERIES, DELIVERY_SECONDS
+from webhook.repository import Doc, WebhookRepository
+from webhook.settings import WebhookSettings
+from webhook.signing import signed_headers
+from webhook.urlsafety import UnsafeURL, check_url
+
+log = structlog.get_logger(__name__)
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        repo: WebhookRepository,
+        settings: WebhookSettings,
+        clock: Clock,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.clock = clock
+        self.client = client or httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=httpx.Timeout(settings.request_timeout_seconds),
+            limits=httpx.Limits(max_connections=settings.max_concurrency * 2),
+            headers={"user-agent": "Outbound-Webhooks/1.0"},
+        )
+        self.kick: Callable[[], None] = lambda: None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._keys: set[tuple[str, str]] = set()
+        self._per_sub: Counter[str] = Counter()
+
+    def _claim_until(self, now: datetime) -> datetime:
+        # The claim must outlast one attempt; the attempt takes real seconds, the clock may run
+        # faster than real time.
+        real = self.settings.request_timeout_seconds + 5.0
+        return now + timedelta(seconds=real * max(1.0, self.clock.speed))
+
+    async def tick(self) -> None:
+        """Start sending every due delivery that order and capacity allow."""
+        free = self.settings.max_concurrency - len(self._tasks)
+        if free <= 0:
+            return
+        cap = self.settings.per_endpoint_concurrency
+        now = self.clock.now()
+        saturated = [s for s, n in self._per_sub.items() if n >= cap]
+        due = await self.repo.due(now=now, limit=self.settings.sender_batch_size, exclude=saturated)
+        for d in due:
+            if free <= 0:
+                break
+            key = (d["subscription_id"], d["order_key"])
+            if d["_id"] in self._tasks or key in self._keys:
+                continue
+            if self._per_sub[d["subscription_id"]] >= cap:
+                continue
+            head = await self.repo.head_of_key(subscription_id=key[0], order_key=key[1])
+            if head is None:
+                continue
+            if head["_id"] != d["_id"]:
+                head_at = head.get("next_attempt_at")
+                if head_at is not None and utc(head_at) > now:
+                    await self.repo.defer(
+                        delivery_id=d["_id"], version=d.get("version", 0), until=utc(head_at)
+                    )
+                continue
+            claimed = await self.repo.claim(
+                delivery_id=d["_id"], version=d.get("version", 0), until=self._claim_until(now)
+            )
+            if claimed is None:
+                continue
+            self._start(claimed)
+            free -= 1
+
+    def _start(self, d: Doc) -> None:
+        key = (d["subscription_id"], d["order_key"])
+        self._keys.add(key)
+        self._per_sub[key[0]] += 1
+        task = asyncio.create_task(self._run(d), name=f"webhook-send-{d['_id']}")
+        self._tasks[d["_id"]] = task
+
+    async def _run(self, d: Doc) -> None:
+        key = (d["subscription_id"], d["order_key"])
+        try:
+            await self.attempt(d)
+        except Exception:
+            log.exception("delivery attempt failed unexpectedly", delivery_id=d["_id"])
+        finally:
+            self._tasks.pop(d["_id"], None)
+            self._keys.discard(key)
+            self._per_sub[key[0]] -= 1
+            if self._per_sub[key[0]] <= 0:
+                del self._per_sub[key[0]]
+            self.kick()
+
+    async def send_now(self, d: Doc) -> Doc | None:
+        """Send a delivery inline (the test endpoint) and return it as stored afterwards."""
+        claimed = await self.repo.claim(
+            delivery_id=d["_id"],
+            version=d.get("version", 0),
+            until=self._claim_until(self.clock.now()),
+        )
+        if claimed is not None:
+            await self.attempt(claimed)
+        return await self.repo.get_delivery(delivery_id=d["_id"])
+
+    async def attempt(self, d: Doc) -> None:
+        """One attempt at a claimed delivery, recorded with its outcome."""
+        sub = await self.repo.subscription_by_id(subscription_id=d["subscription_id"])
+        if sub is None or (not sub.get("enabled") and d["event_type"] != "ping"):
+            reason = "subscription deleted" if sub is None else "subscription disabled"
+            await self.repo.finish_without_attempt(
+                delivery_id=d["_id"], status="failed", reason=reason, at=self.clock.now()
+            )
+            DELIVERIES.labels("cancelled").inc()
+            await self._wake_next(d)
+            return
+
+        number = int(d.get("attempt_count", 0)) + 1
+        started_at = self.clock.now()
+        result = await self._post(sub, d)
+        outcome = outcome_of(result.get("status_code"))
+        if (result.get("error") or "").startswith("refused:"):
+            DELIVERIES.labels("refused").inc()
+        attempt = {"number": number, "at": started_at, **result}
+
+        now = self.clock.now()
+        next_at: datetime | None = None
+        if outcome == "succeeded":
+            status = "succeeded"
+        elif outcome == "gone":
+            status = "failed"
+            attempt["error"] = "410 Gone: subscription disabled"
+            await self.repo.mark_gone(subscription_id=sub["_id"], at=now)
+            log.info("subscriber answered 410; subscription disabled", subscription_id=sub["_id"])
+        else:
+            delay = retry_delay(
+                attempts_made=number,
+                schedule=self.settings.retry_schedule_seconds,
+                retry_after=result.get("retry_after"),
+                jitter=self.settings.retry_jitter,
+                max_retry_after=self.settings.max_retry_after_seconds,
+                max_attempts=d.get("max_attempts"),
+            )
+            status = "dead" if delay is None else "pending"
+            next_at = None if delay is None else now + delay
+            outcome = "dead" if delay is None else "retry"
+        DELIVERIES.labels(outcome).inc()
+        await self.repo.record_attempt(
+            delivery_id=d["_id"], attempt=attempt, status=status, next_attempt_at=next_at, at=now
+        )
+        if status != "pending":
+            await self._wake_next(d)
+
+    async def _wake_next(self, d: Doc) -> None:
+        await self.repo.wake_next(
+            subscription_id=d["subscription_id"], order_key=d["order_key"], now=self.clock.now()
+        )
+
+    async def _post(self, sub: Doc, d: Doc) -> dict[str, Any]:
+        """POST the stored body; returns status_code/latency_ms/error/response/retry_after."""
+        url = sub["url"]
+        try:
+            await check_url(url, allow_private=self.settings.allow_private_urls)
+        except UnsafeURL as exc:
+            return {"status_code": None, "latency_ms": 0.0, "error": f"refused: {exc}"}
+        body: str = d["body"]
+        headers = signed_headers(
+            secret=sub["secret"], msg_id=d["msg_id"], body=body, at=datetime.now(UTC)
+        )
+        out: dict[str, Any] = {"status_code": None, "error": None, "response": None}
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_seconds):
+                async with self.client.stream(
+                    "POST", url, content=body.encode(), headers=headers
+                ) as resp:
+                    out["status_code"] = resp.status_code
+                    out["retry_after"] = parse_retry_after(resp.headers.get("retry-after"))
+                    out["response"] = await self._read_capped(resp)
+        except TimeoutError:
+            out["error"] = "timeout"
+        except (httpx.HTTPError, httpx.StreamError, OSError) as exc:
+            out["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        elapsed = time.perf_counter() - t0
+        DELIVERY_SECONDS.observe(elapsed)
+        out["latency_ms"] = round(elapsed * 1000, 2)
+        return out
+
+    async def _read_capped(self, resp: httpx.Response) -> str:
+        cap = self.settings.max_response_bytes
+        buf = bytearray()
+        async for chunk in resp.aiter_bytes():
+            buf += chunk
+            if len(buf) >= cap:
+                break
+        return bytes(buf[: min(cap, 1024)]).decode("utf-8", "replace")
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.client.aclose()
