@@ -1,0 +1,56 @@
+# Outbound — every command installs what it needs by itself (only python3 is required).
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-unit test-e2e check lint typecheck format docs bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(SYNCED): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --all-extras --python $(PYTHON)
+	rm -f $(VENV)/.synced-*
+	touch $@
+
+install: $(SYNCED)  ## create .venv from the lock file
+
+run: install  ## the whole system on the embedded broker and database
+	$(PY) -m outbound_core.devstack
+
+test: install  ## unit, integration and end-to-end tests (the e2e tests start their own stack)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff format --check libs services tests
+	$(VENV)/bin/ruff check libs services tests
+
+typecheck: install
+	$(VENV)/bin/mypy libs/outbound_core services
+
+check: lint typecheck test  ## ruff + mypy --strict + tests
+
+format: install
+	$(VENV)/bin/ruff format libs services tests
+	$(VENV)/bin/ruff check --fix libs services tests
+
+docs: install  ## regenerate docs/asyncapi.yaml from the event models
+	$(PY) -m outbound_core.asyncapi > docs/asyncapi.yaml
+
+bench: install  ## benchmarks; writes docs/benchmarks.md
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .outbound .pytest_cache .mypy_cache .ruff_cache
