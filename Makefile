@@ -46,8 +46,9 @@ format: install
 	$(VENV)/bin/ruff format libs services tests
 	$(VENV)/bin/ruff check --fix libs services tests
 
-docs: install  ## regenerate docs/asyncapi.yaml from the event models
+docs: install  ## regenerate docs/asyncapi.yaml and the configuration reference from the code
 	$(PY) -m outbound_core.asyncapi > docs/asyncapi.yaml
+	$(PY) -m outbound_core.configdoc --write docs/operations.md
 
 bench: install  ## benchmarks; writes docs/benchmarks.md
 	$(PY) -m benchmarks

@@ -111,7 +111,21 @@ def embedded_mongo(port: int, data_dir: Path) -> ManagedProcess:
     )
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def start_and_wait(proc: ManagedProcess, port: int, timeout: float = 60.0) -> None:
+    if port_in_use(port):
+        raise RuntimeError(
+            f"port {port} for the embedded {proc.name} is already in use (another `make run`?). "
+            "Stop that process, or point Outbound at it with KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL."
+        )
     proc.start()
     assert proc.proc is not None
     wait_for_port("127.0.0.1", port, timeout=timeout, proc=proc.proc)
+    time.sleep(0.2)
+    if proc.proc.poll() is not None:
+        raise RuntimeError(f"embedded {proc.name} exited ({proc.proc.returncode}); see "
+                           f"{proc.log_path}")
