@@ -4,9 +4,11 @@ on free ports, sharing a fast virtual clock."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +16,49 @@ import httpx
 import pytest
 
 from outbound_core.devstack import DevStack
+from outbound_core.embedded import embedded_kafka, embedded_mongo, free_port, start_and_wait
 
 CLOCK_SPEED = 3600.0  # one virtual hour per real second
 CLOCK_START = "2026-03-02T15:00:00+00:00"  # a Monday, 10:00 in New York
 
 
+@dataclass
+class Infra:
+    kafka_url: str
+    mongo_url: str
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """The broker and database: external ones when KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL are
+    set, otherwise the embedded servers on free ports."""
+    data_dir: Path = tmp_path_factory.mktemp("infra")
+    procs = []
+    kafka_url = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    mongo_url = os.environ.get("MONGODB_URL")
+    try:
+        if not kafka_url:
+            port = free_port()
+            procs.append(embedded_kafka(port, data_dir))
+            start_and_wait(procs[-1], port)
+            kafka_url = f"127.0.0.1:{port}"
+        if not mongo_url:
+            port = free_port()
+            procs.append(embedded_mongo(port, data_dir))
+            start_and_wait(procs[-1], port)
+            mongo_url = f"mongodb://127.0.0.1:{port}"
+        yield Infra(kafka_url=kafka_url, mongo_url=mongo_url)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, infra: Infra) -> Iterator[DevStack]:
     data_dir: Path = tmp_path_factory.mktemp("stack")
     s = DevStack(
+        kafka_url=infra.kafka_url,
+        mongo_url=infra.mongo_url,
         data_dir=data_dir,
         api_key=f"ob_test_{secrets.token_urlsafe(16)}",
         clock_speed=CLOCK_SPEED,
@@ -47,13 +83,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 
 @pytest.fixture(scope="session")
 def api(stack: DevStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.api_url, timeout=30.0,
-                      headers={"Authorization": f"Bearer {stack.api_key}"}) as client:
+    with httpx.Client(
+        base_url=stack.api_url, timeout=30.0, headers={"Authorization": f"Bearer {stack.api_key}"}
+    ) as client:
         yield client
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 90.0, interval: float = 0.2,
-               message: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 90.0,
+    interval: float = 0.2,
+    message: str = "condition",
+) -> Any:
     """Poll a condition on behaviour (never a fixed sleep)."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -31,8 +31,12 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
 }
 
 PRODUCERS = {
-    CAMPAIGNS: "campaign-api", ALLOCATOR: "task-planner, dialer", DISPATCH: "slot-allocator",
-    CALLS: "dialer", DISPOSITIONS: "disposition", LEADS: "task-planner",
+    CAMPAIGNS: "campaign-api",
+    ALLOCATOR: "task-planner, dialer",
+    DISPATCH: "slot-allocator",
+    CALLS: "dialer",
+    DISPOSITIONS: "disposition",
+    LEADS: "task-planner",
     DEADLETTER: "every consumer",
 }
 
@@ -62,30 +66,37 @@ def build() -> dict[str, Any]:
                 "title": model.__name__,
                 "summary": (model.__doc__ or model.TYPE).strip().splitlines()[0],
                 "contentType": "application/json",
-                "headers": {"type": "object", "properties": {
-                    "event-type": {"type": "string", "const": model.TYPE},
-                    "event-id": {"type": "string"}}},
+                "headers": {
+                    "type": "object",
+                    "properties": {
+                        "event-type": {"type": "string", "const": model.TYPE},
+                        "event-id": {"type": "string"},
+                    },
+                },
                 "payload": {
-                    "allOf": [{"$ref": "#/components/schemas/Envelope"}, {
-                        "type": "object",
-                        "properties": {
-                            "type": {"const": model.TYPE},
-                            "version": {"const": model.VERSION},
-                            "data": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Envelope"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "type": {"const": model.TYPE},
+                                "version": {"const": model.VERSION},
+                                "data": {"$ref": f"#/components/schemas/{model.__name__}"},
+                            },
                         },
-                    }],
+                    ],
                 },
             }
             channel_messages[name] = {"$ref": f"#/components/messages/{name}"}
         cid = topic.name.replace(".", "_")
         channels[cid] = {
             "address": topic.name,
-            "description": f"{topic.description} Key: {topic.key}. Produced by "
-                           f"{PRODUCERS[topic]}.",
+            "description": f"{topic.description} Key: {topic.key}. Produced by {PRODUCERS[topic]}.",
             "messages": channel_messages,
         }
         operations[f"publish_{cid}"] = {
-            "action": "send", "channel": {"$ref": f"#/channels/{cid}"},
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{cid}"},
             "messages": [{"$ref": f"#/channels/{cid}/messages/{m}"} for m in channel_messages],
         }
     return {
@@ -94,8 +105,8 @@ def build() -> dict[str, Any]:
             "title": "Outbound events",
             "version": "1.0.0",
             "description": "Every event travels in the common envelope; `data` holds the "
-                           "payload named by `type`. Delivery is at least once: consumers "
-                           "deduplicate on `id` and ignore unknown fields.",
+            "payload named by `type`. Delivery is at least once: consumers "
+            "deduplicate on `id` and ignore unknown fields.",
         },
         "defaultContentType": "application/json",
         "servers": {"kafka": {"host": "localhost:9092", "protocol": "kafka"}},

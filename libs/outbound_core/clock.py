@@ -16,7 +16,10 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    speed: float
+    @property
+    def speed(self) -> float:
+        """Virtual seconds per real second (1 for the wall clock)."""
+        ...
 
     def now(self) -> datetime:
         """Current instant, timezone-aware UTC."""
@@ -80,7 +83,9 @@ def build_clock(*, start: datetime | None, anchor: float | None, speed: float) -
         start = datetime.now(UTC)
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    return VirtualClock(start=start, anchor=anchor if anchor is not None else time.time(), speed=speed)
+    return VirtualClock(
+        start=start, anchor=anchor if anchor is not None else time.time(), speed=speed
+    )
 
 
 def utc(dt: datetime) -> datetime:

@@ -48,8 +48,7 @@ def _row(name: str, env: str, field: FieldInfo) -> str:
 
 
 def render() -> str:
-    lines = ["### Shared by every service", "", "| variable | default | meaning |",
-             "|---|---|---|"]
+    lines = ["### Shared by every service", "", "| variable | default | meaning |", "|---|---|---|"]
     common = set(ServiceSettings.model_fields)
     for name, field in ServiceSettings.model_fields.items():
         if name in ("service_name", "http_port", "database"):

@@ -54,7 +54,7 @@ class ServiceProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(  # noqa: S603 - argv is ours
             [sys.executable, "-m", self.module],
             stdout=subprocess.PIPE,
@@ -66,7 +66,8 @@ class ServiceProcess:
         self._pump.start()
 
     def _copy_output(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         prefix = f"[{self.name}] ".encode()
         for line in self.proc.stdout:
             if self._log is not None:
@@ -148,7 +149,8 @@ class DevStack:
             self.mongo_url = f"mongodb://127.0.0.1:{port}"
 
     def common_env(self) -> dict[str, str]:
-        assert self.kafka_url and self.mongo_url
+        assert self.kafka_url
+        assert self.mongo_url
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_url,
             "MONGODB_URL": self.mongo_url,
@@ -175,7 +177,10 @@ class DevStack:
         self.wait_ready()
 
     def start_service(
-        self, name: str, module: str | None = None, prefix: str | None = None,
+        self,
+        name: str,
+        module: str | None = None,
+        prefix: str | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         spec = next(s for s in SERVICES if s[0] == name)
@@ -183,8 +188,12 @@ class DevStack:
         env = dict(env or self.common_env())
         env[f"{prefix}_HTTP_PORT"] = str(self.ports[name])
         proc = ServiceProcess(
-            name=name, module=module, port=self.ports[name], env=env,
-            log_path=self.data_dir / "logs" / f"{name}.log", echo=self.echo,
+            name=name,
+            module=module,
+            port=self.ports[name],
+            env=env,
+            log_path=self.data_dir / "logs" / f"{name}.log",
+            echo=self.echo,
         )
         proc.start()
         self.services[name] = proc
@@ -233,8 +242,9 @@ def running_stack(**kwargs: object) -> Iterator[DevStack]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run Outbound locally on the embedded stack.")
     parser.add_argument("--data-dir", default=".outbound", type=Path)
-    parser.add_argument("--clock-speed", default=float(os.environ.get("OUTBOUND_CLOCK_SPEED", 1)),
-                        type=float)
+    parser.add_argument(
+        "--clock-speed", default=float(os.environ.get("OUTBOUND_CLOCK_SPEED", 1)), type=float
+    )
     args = parser.parse_args()
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)

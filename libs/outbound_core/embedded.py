@@ -48,7 +48,7 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(  # noqa: S603 - argv is ours
             self.argv,
             stdout=self._log,
@@ -90,8 +90,14 @@ def embedded_kafka(port: int, data_dir: Path) -> ManagedProcess:
     return ManagedProcess(
         name="kafka",
         argv=[
-            tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
         ],
         log_path=data_dir / "logs" / "kafka.log",
         env={"RUST_LOG": os.environ.get("RUST_LOG", "warn")},
@@ -104,8 +110,17 @@ def embedded_mongo(port: int, data_dir: Path) -> ManagedProcess:
     return ManagedProcess(
         name="mongodb",
         argv=[
-            sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-            "--storage-path", str(storage), "--log-level", "WARNING",
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(storage),
+            "--log-level",
+            "WARNING",
         ],
         log_path=data_dir / "logs" / "mongodb.log",
     )
@@ -127,5 +142,6 @@ def start_and_wait(proc: ManagedProcess, port: int, timeout: float = 60.0) -> No
     wait_for_port("127.0.0.1", port, timeout=timeout, proc=proc.proc)
     time.sleep(0.2)
     if proc.proc.poll() is not None:
-        raise RuntimeError(f"embedded {proc.name} exited ({proc.proc.returncode}); see "
-                           f"{proc.log_path}")
+        raise RuntimeError(
+            f"embedded {proc.name} exited ({proc.proc.returncode}); see {proc.log_path}"
+        )

@@ -259,7 +259,13 @@ class DispositionRecorded(Payload):
 
 
 LeadStatus = Literal[
-    "pending", "queued", "dialing", "waiting_retry", "completed", "not_reachable", "archived",
+    "pending",
+    "queued",
+    "dialing",
+    "waiting_retry",
+    "completed",
+    "not_reachable",
+    "archived",
     "blocked",
 ]
 
@@ -377,9 +383,7 @@ def make_envelope(
     """Wrap a payload. ``dedupe_parts`` gives a stable event id, so that a handler replayed after
     a crash emits the same event id again and downstream dedupe sees one event."""
     if event_id is None:
-        event_id = (
-            stable_id("evt", payload.TYPE, *dedupe_parts) if dedupe_parts else new_id("evt")
-        )
+        event_id = stable_id("evt", payload.TYPE, *dedupe_parts) if dedupe_parts else new_id("evt")
     corr = correlation_id or (causation.correlation_id if causation else event_id)
     return Envelope(
         id=event_id,

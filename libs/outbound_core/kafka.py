@@ -132,7 +132,10 @@ class EventBus:
         dedupe_parts: tuple[object, ...] | None = None,
     ) -> Envelope:
         env = self.envelope(
-            payload, org_id=org_id, workspace_id=workspace_id, causation=causation,
+            payload,
+            org_id=org_id,
+            workspace_id=workspace_id,
+            causation=causation,
             dedupe_parts=dedupe_parts,
         )
         await self.publish(topic, env, key=key)
@@ -269,8 +272,12 @@ class Consumer:
         DEADLETTERS.labels(self.bus.producer, self.topic.name, reason).inc()
         EVENTS_CONSUMED.labels(self.bus.producer, self.topic.name, "?", "deadlettered").inc()
         log.warning(
-            "message dead-lettered", topic=self.topic.name, partition=partition, offset=offset,
-            reason=reason, error=error[:500],
+            "message dead-lettered",
+            topic=self.topic.name,
+            partition=partition,
+            offset=offset,
+            reason=reason,
+            error=error[:500],
         )
 
 

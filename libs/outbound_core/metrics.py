@@ -10,16 +10,19 @@ EVENTS_CONSUMED = Counter(
     ["service", "topic", "type", "result"],
 )
 EVENTS_PUBLISHED = Counter(
-    "outbound_events_published_total", "Events published, by topic and type.",
+    "outbound_events_published_total",
+    "Events published, by topic and type.",
     ["service", "topic", "type"],
 )
 HANDLER_SECONDS = Histogram(
-    "outbound_handler_seconds", "Time spent handling one event.",
+    "outbound_handler_seconds",
+    "Time spent handling one event.",
     ["service", "type"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 DEADLETTERS = Counter(
-    "outbound_deadletters_total", "Messages sent to the dead-letter topic.",
+    "outbound_deadletters_total",
+    "Messages sent to the dead-letter topic.",
     ["service", "topic", "reason"],
 )
 

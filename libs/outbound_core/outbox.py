@@ -32,8 +32,12 @@ class Outgoing:
 
 
 class Outbox:
-    def __init__(self, collection: AsyncCollection[dict[str, Any]], bus: EventBus,
-                 relay_after_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[dict[str, Any]],
+        bus: EventBus,
+        relay_after_seconds: float = 5.0,
+    ) -> None:
         self.collection = collection
         self.bus = bus
         self.relay_after = relay_after_seconds
@@ -47,14 +51,17 @@ class Outbox:
         base = time.time_ns()
         docs = [
             {
-                "_id": it.envelope.id, "topic": it.topic.name, "key": it.key,
-                "envelope": it.envelope.model_dump_json(), "seq": (base, next(_counter)),
+                "_id": it.envelope.id,
+                "topic": it.topic.name,
+                "key": it.key,
+                "envelope": it.envelope.model_dump_json(),
+                "seq": (base, next(_counter)),
                 "staged_at": time.time(),
             }
             for it in items
         ]
         await self.collection.insert_many(docs, ordered=True)
-        return [d["_id"] for d in docs]
+        return [str(d["_id"]) for d in docs]
 
     async def publish(self, items: list[Outgoing]) -> None:
         """Stage, then publish at once. If publishing fails the relay finishes the job."""

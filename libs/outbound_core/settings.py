@@ -42,48 +42,62 @@ class ServiceSettings(BaseSettings):
         "InitProducerId), on for real Kafka.",
     )
     kafka_partitions: int = Field(
-        4, validation_alias=_env("KAFKA_TOPIC_PARTITIONS"), ge=1, le=1000,
+        4,
+        validation_alias=_env("KAFKA_TOPIC_PARTITIONS"),
+        ge=1,
+        le=1000,
         description="Partitions for topics the services create.",
     )
     kafka_session_timeout_ms: int = Field(
-        10_000, validation_alias=_env("KAFKA_SESSION_TIMEOUT_MS"),
+        10_000,
+        validation_alias=_env("KAFKA_SESSION_TIMEOUT_MS"),
         description="Consumer session timeout: how soon a killed consumer's partitions move.",
     )
     kafka_fetch_max_wait_ms: int = Field(
-        20, validation_alias=_env("KAFKA_FETCH_MAX_WAIT_MS"),
+        20,
+        validation_alias=_env("KAFKA_FETCH_MAX_WAIT_MS"),
         description="Longest a fetch waits for data; low values cut end-to-end latency.",
     )
     mongodb_url: str = Field(
-        "mongodb://127.0.0.1:37017", validation_alias=_env("MONGODB_URL"),
+        "mongodb://127.0.0.1:37017",
+        validation_alias=_env("MONGODB_URL"),
         description="MongoDB connection string.",
     )
     clock_start: datetime | None = Field(
-        None, validation_alias=_env("OUTBOUND_CLOCK_START"),
+        None,
+        validation_alias=_env("OUTBOUND_CLOCK_START"),
         description="Virtual clock start instant (simulation only).",
     )
     clock_anchor: float | None = Field(
-        None, validation_alias=_env("OUTBOUND_CLOCK_ANCHOR"),
+        None,
+        validation_alias=_env("OUTBOUND_CLOCK_ANCHOR"),
         description="Real epoch seconds at which the virtual clock reads its start.",
     )
     clock_speed: float = Field(
-        1.0, validation_alias=_env("OUTBOUND_CLOCK_SPEED"), gt=0,
+        1.0,
+        validation_alias=_env("OUTBOUND_CLOCK_SPEED"),
+        gt=0,
         description="Virtual seconds per real second (3600: an hour per second).",
     )
     log_level: str = Field("INFO", validation_alias=_env("OUTBOUND_LOG_LEVEL"))
     log_json: bool | None = Field(
-        None, validation_alias=_env("OUTBOUND_LOG_JSON"),
+        None,
+        validation_alias=_env("OUTBOUND_LOG_JSON"),
         description="JSON logs; default: JSON unless stderr is a terminal.",
     )
     http_host: str = Field("127.0.0.1", validation_alias=_env("OUTBOUND_HTTP_HOST"))
     http_port: int = 8080
     database: str = "outbound"
     handler_max_attempts: int = Field(
-        5, validation_alias=_env("OUTBOUND_HANDLER_MAX_ATTEMPTS"), ge=1,
+        5,
+        validation_alias=_env("OUTBOUND_HANDLER_MAX_ATTEMPTS"),
+        ge=1,
         description="Attempts at a message whose handler keeps failing before it is "
         "dead-lettered (infrastructure errors are retried without limit).",
     )
     graceful_timeout_seconds: float = Field(
-        15.0, validation_alias=_env("OUTBOUND_GRACEFUL_TIMEOUT"),
+        15.0,
+        validation_alias=_env("OUTBOUND_GRACEFUL_TIMEOUT"),
         description="How long a service may take to stop on SIGTERM.",
     )
 

@@ -3,6 +3,12 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from campaign_api import problems
+from campaign_api.auth import hash_key
+from campaign_api.campaigns import CampaignService
+from campaign_api.repository import ApiRepository
+from campaign_api.routes import agents, campaigns, webhooks
+from campaign_api.settings import ApiSettings, get_settings
 from outbound_core.events import (
     CallEnded,
     CallStarted,
@@ -15,13 +21,6 @@ from outbound_core.outbox import Outbox
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import CALLS, DISPOSITIONS, LEADS
 
-from campaign_api import problems
-from campaign_api.auth import hash_key
-from campaign_api.campaigns import CampaignService
-from campaign_api.repository import ApiRepository
-from campaign_api.routes import agents, campaigns, webhooks
-from campaign_api.settings import ApiSettings, get_settings
-
 DESCRIPTION = """Outbound's public API: voice agents, campaigns, leads and webhooks.
 
 Authenticate with `Authorization: Bearer <API key>`; a key sees only its own workspace.
@@ -32,9 +31,14 @@ def build_app(settings: ApiSettings) -> FastAPI:
     rt = Runtime.create(settings)
     repo = ApiRepository(rt.db)
     outbox = Outbox(rt.db["outbox"], rt.bus)
-    svc = CampaignService(repo=repo, bus=rt.bus, outbox=outbox, clock=rt.clock,
-                          max_contacts=settings.max_contacts,
-                          contacts_per_event=settings.contacts_per_event)
+    svc = CampaignService(
+        repo=repo,
+        bus=rt.bus,
+        outbox=outbox,
+        clock=rt.clock,
+        max_contacts=settings.max_contacts,
+        contacts_per_event=settings.contacts_per_event,
+    )
     webhook_client = httpx.AsyncClient(base_url=settings.webhook_service_url, timeout=10.0)
 
     async def startup() -> None:
@@ -46,7 +50,10 @@ def build_app(settings: ApiSettings) -> FastAPI:
             await repo.ensure_tenant(
                 org_id=stable_id("org", "bootstrap", digest),
                 workspace_id=stable_id("ws", "bootstrap", digest),
-                key_id=stable_id("key", "bootstrap", digest), digest=digest, now=rt.clock.now())
+                key_id=stable_id("key", "bootstrap", digest),
+                digest=digest,
+                now=rt.clock.now(),
+            )
 
     rt.startup.append(startup)
     rt.shutdown.append(webhook_client.aclose)
@@ -55,8 +62,15 @@ def build_app(settings: ApiSettings) -> FastAPI:
     rt.consume(DISPOSITIONS, (DispositionRecorded, svc.on_disposition))
     rt.every("schedules", svc.run_schedules, settings.scheduler_seconds)
     rt.every("outbox-relay", outbox.relay, 2.0)
-    app = build_http_app(rt, campaigns.router, agents.router, webhooks.router,
-                         title="Outbound API", version="0.1.0", description=DESCRIPTION)
+    app = build_http_app(
+        rt,
+        campaigns.router,
+        agents.router,
+        webhooks.router,
+        title="Outbound API",
+        version="0.1.0",
+        description=DESCRIPTION,
+    )
     app.state.repo = repo
     app.state.campaigns = svc
     app.state.webhook_client = webhook_client

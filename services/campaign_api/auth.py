@@ -37,8 +37,12 @@ async def principal(
     doc = await repo.key_by_hash(hash_key(creds.credentials))
     if doc is None or doc.get("revoked"):
         raise Problem(401, "Unauthorized", "the API key is not valid")
-    return Principal(key_id=doc["_id"], org_id=doc["org_id"], workspace_id=doc["workspace_id"],
-                     role=doc.get("role", "workspace"))
+    return Principal(
+        key_id=doc["_id"],
+        org_id=doc["org_id"],
+        workspace_id=doc["workspace_id"],
+        role=doc.get("role", "workspace"),
+    )
 
 
 Auth = Annotated[Principal, Depends(principal)]

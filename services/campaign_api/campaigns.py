@@ -9,27 +9,6 @@ from typing import Any
 
 import structlog
 
-from outbound_core.clock import Clock
-from outbound_core.events import (
-    AgentSnapshot,
-    CallEnded,
-    CallingHours,
-    CallStarted,
-    CampaignCreated,
-    CampaignDrained,
-    CampaignStatusChanged,
-    ContactSeed,
-    ContactsAdded,
-    DispositionRecorded,
-    Envelope,
-    LeadUpdated,
-    Schedule,
-)
-from outbound_core.ids import new_id
-from outbound_core.kafka import EventBus
-from outbound_core.outbox import Outbox, Outgoing
-from outbound_core.topics import CAMPAIGNS
-
 from campaign_api.auth import Principal
 from campaign_api.domain import (
     ScheduleError,
@@ -41,13 +20,41 @@ from campaign_api.domain import (
 from campaign_api.problems import Problem
 from campaign_api.repository import ApiRepository, Doc
 from campaign_api.schemas import CampaignIn
+from outbound_core.clock import Clock
+from outbound_core.events import (
+    AgentSnapshot,
+    CallEnded,
+    CallingHours,
+    CallStarted,
+    CampaignCreated,
+    CampaignDrained,
+    CampaignStatusChanged,
+    ContactsAdded,
+    ContactSeed,
+    DispositionRecorded,
+    Envelope,
+    LeadUpdated,
+    Schedule,
+)
+from outbound_core.ids import new_id
+from outbound_core.kafka import EventBus
+from outbound_core.outbox import Outbox, Outgoing
+from outbound_core.topics import CAMPAIGNS
 
 log = structlog.get_logger(__name__)
 
 
 class CampaignService:
-    def __init__(self, *, repo: ApiRepository, bus: EventBus, outbox: Outbox, clock: Clock,
-                 max_contacts: int, contacts_per_event: int) -> None:
+    def __init__(
+        self,
+        *,
+        repo: ApiRepository,
+        bus: EventBus,
+        outbox: Outbox,
+        clock: Clock,
+        max_contacts: int,
+        contacts_per_event: int,
+    ) -> None:
         self.repo = repo
         self.bus = bus
         self.outbox = outbox
@@ -64,80 +71,143 @@ class CampaignService:
         now = self.clock.now()
         agent = await self.repo.agent(workspace_id=who.workspace_id, agent_id=body.script_id)
         if agent is None:
-            raise Problem(422, "Invalid request", f"script_id {body.script_id!r} does not exist "
-                          "in this workspace", [{"field": "script_id", "message": "not found"}])
+            raise Problem(
+                422,
+                "Invalid request",
+                f"script_id {body.script_id!r} does not exist in this workspace",
+                [{"field": "script_id", "message": "not found"}],
+            )
         if len(body.contacts) > self.max_contacts:
-            raise Problem(413, "Too large", f"{len(body.contacts)} contacts exceed the limit of "
-                          f"{self.max_contacts} per campaign",
-                          [{"field": "contacts", "message": "too many contacts"}])
+            raise Problem(
+                413,
+                "Too large",
+                f"{len(body.contacts)} contacts exceed the limit of "
+                f"{self.max_contacts} per campaign",
+                [{"field": "contacts", "message": "too many contacts"}],
+            )
         sched = body.schedule
         start = end = None
         if sched is not None:
             try:
-                start, end = resolve_schedule(start=sched.start_time, end=sched.end_time,
-                                              timezone=sched.timezone, now=now)
+                start, end = resolve_schedule(
+                    start=sched.start_time, end=sched.end_time, timezone=sched.timezone, now=now
+                )
             except ScheduleError as exc:
-                raise Problem(422, "Invalid request", str(exc),
-                              [{"field": "schedule", "message": str(exc)}]) from exc
+                raise Problem(
+                    422, "Invalid request", str(exc), [{"field": "schedule", "message": str(exc)}]
+                ) from exc
         norm = normalise_contacts(body.contacts, default_region=body.default_region)
         if norm.issues:
-            errors = [{"field": f"contacts[{i.index}].{i.field}", "message": i.message}
-                      for i in norm.issues]
-            raise Problem(422, "Invalid contacts",
-                          f"{len(errors)} contact problem(s); nothing was created", errors)
+            errors = [
+                {"field": f"contacts[{i.index}].{i.field}", "message": i.message}
+                for i in norm.issues
+            ]
+            raise Problem(
+                422,
+                "Invalid contacts",
+                f"{len(errors)} contact problem(s); nothing was created",
+                errors,
+            )
         campaign_id = new_id("cmp")
         status = "scheduled"
         doc: Doc = {
-            "_id": campaign_id, "org_id": who.org_id, "workspace_id": who.workspace_id,
-            "kind": "batch", "name": body.name, "status": status, "script_id": body.script_id,
-            "language": body.language, "total_contacts": len(norm.contacts),
-            "duplicates_merged": norm.duplicates, "max_attempts": body.max_attempts,
+            "_id": campaign_id,
+            "org_id": who.org_id,
+            "workspace_id": who.workspace_id,
+            "kind": "batch",
+            "name": body.name,
+            "status": status,
+            "script_id": body.script_id,
+            "language": body.language,
+            "total_contacts": len(norm.contacts),
+            "duplicates_merged": norm.duplicates,
+            "max_attempts": body.max_attempts,
             "retry_interval_minutes": body.retry_interval_minutes,
-            "retry_outcomes": body.retry_outcomes, "priority": body.priority,
-            "max_slots": body.max_slots, "from_number": body.from_number,
+            "retry_outcomes": body.retry_outcomes,
+            "priority": body.priority,
+            "max_slots": body.max_slots,
+            "from_number": body.from_number,
             "voicemail_action": body.voicemail_action,
             "calling_hours": body.calling_hours.model_dump(),
             "schedule": sched.model_dump(mode="json") if sched else None,
-            "schedule_start": start, "schedule_end": end, "created_at": now,
-            "calls_made": 0, "calls_connected": 0, "call_seconds": 0.0, "cost": 0.0,
+            "schedule_start": start,
+            "schedule_end": end,
+            "created_at": now,
+            "calls_made": 0,
+            "calls_connected": 0,
+            "call_seconds": 0.0,
+            "cost": 0.0,
             "disposition_summary": {},
         }
         seeds = [ContactSeed(task_id=new_id("tsk"), **c) for c in norm.contacts]
         await self.repo.insert_campaign(doc)
-        await self.repo.insert_leads([
-            {"_id": s.task_id, "campaign_id": campaign_id, "workspace_id": who.workspace_id,
-             "seq": -1, "status": "pending", "name": s.name, "phones": s.phones,
-             "current_phone": s.phones[0], "phone_index": 0, "pass_number": 1, "attempt": 0,
-             "last_disposition": None, "variables": s.variables}
-            for s in seeds
-        ])
+        await self.repo.insert_leads(
+            [
+                {
+                    "_id": s.task_id,
+                    "campaign_id": campaign_id,
+                    "workspace_id": who.workspace_id,
+                    "seq": -1,
+                    "status": "pending",
+                    "name": s.name,
+                    "phones": s.phones,
+                    "current_phone": s.phones[0],
+                    "phone_index": 0,
+                    "pass_number": 1,
+                    "attempt": 0,
+                    "last_disposition": None,
+                    "variables": s.variables,
+                }
+                for s in seeds
+            ]
+        )
         created = CampaignCreated(
-            campaign_id=campaign_id, name=body.name, status=status,
-            agent=AgentSnapshot(agent_id=agent["_id"], name=agent["name"],
-                                language=agent["language"], greeting=agent.get("greeting", ""),
-                                system_prompt=agent.get("system_prompt", ""),
-                                voicemail_message=agent.get("voicemail_message", "")),
+            campaign_id=campaign_id,
+            name=body.name,
+            status=status,
+            agent=AgentSnapshot(
+                agent_id=agent["_id"],
+                name=agent["name"],
+                language=agent["language"],
+                greeting=agent.get("greeting", ""),
+                system_prompt=agent.get("system_prompt", ""),
+                voicemail_message=agent.get("voicemail_message", ""),
+            ),
             language=body.language,
             schedule=Schedule(start_time=start, end_time=end, timezone=sched.timezone)
-            if sched else None,
+            if sched
+            else None,
             calling_hours=CallingHours(**body.calling_hours.model_dump()),
-            max_attempts=body.max_attempts, retry_interval_minutes=body.retry_interval_minutes,
-            retry_outcomes=body.retry_outcomes, priority=body.priority, max_slots=body.max_slots,
-            from_number=body.from_number, voicemail_action=body.voicemail_action,
+            max_attempts=body.max_attempts,
+            retry_interval_minutes=body.retry_interval_minutes,
+            retry_outcomes=body.retry_outcomes,
+            priority=body.priority,
+            max_slots=body.max_slots,
+            from_number=body.from_number,
+            voicemail_action=body.voicemail_action,
             total_contacts=len(seeds),
         )
         out = [self._out(who, created, campaign_id)]
         step = self.contacts_per_event
         for i in range(0, len(seeds), step):
-            out.append(self._out(who, ContactsAdded(
-                campaign_id=campaign_id, contacts=seeds[i:i + step],
-                total_contacts=len(seeds)), campaign_id))
+            out.append(
+                self._out(
+                    who,
+                    ContactsAdded(
+                        campaign_id=campaign_id,
+                        contacts=seeds[i : i + step],
+                        total_contacts=len(seeds),
+                    ),
+                    campaign_id,
+                )
+            )
         await self.outbox.publish(out)
         log.info("campaign created", campaign_id=campaign_id, contacts=len(seeds))
         return doc
 
-    async def act(self, *, who: Principal, campaign_id: str, action: str,
-                  reason: str | None) -> Doc:
+    async def act(
+        self, *, who: Principal, campaign_id: str, action: str, reason: str | None
+    ) -> Doc:
         doc = await self.repo.campaign(workspace_id=who.workspace_id, campaign_id=campaign_id)
         if doc is None:
             raise Problem(404, "Not found", f"campaign {campaign_id} not found")
@@ -150,19 +220,33 @@ class CampaignService:
             raise Problem(409, "Conflict", "the campaign changed meanwhile; retry")
         return updated
 
-    async def _transition(self, doc: Doc, status: str, *, action: str | None,
-                          reason: str | None) -> Doc | None:
+    async def _transition(
+        self, doc: Doc, status: str, *, action: str | None, reason: str | None
+    ) -> Doc | None:
         fields: Doc = {"status_reason": reason}
         if status == "running" and not doc.get("started_at"):
             fields["started_at"] = self.clock.now()
         if status in ("completed", "stopped"):
             fields["ended_at"] = self.clock.now()
-        updated = await self.repo.set_status(campaign_id=doc["_id"], expect=[doc["status"]],
-                                             status=status, fields=fields)
+        updated = await self.repo.set_status(
+            campaign_id=doc["_id"], expect=[doc["status"]], status=status, fields=fields
+        )
         if updated is not None:
-            await self.outbox.publish([self._out(doc, CampaignStatusChanged(
-                campaign_id=doc["_id"], status=status,  # type: ignore[arg-type]
-                previous=doc["status"], action=action, reason=reason), doc["_id"])])
+            await self.outbox.publish(
+                [
+                    self._out(
+                        doc,
+                        CampaignStatusChanged(
+                            campaign_id=doc["_id"],
+                            status=status,
+                            previous=doc["status"],
+                            action=action,
+                            reason=reason,
+                        ),
+                        doc["_id"],
+                    )
+                ]
+            )
         return updated
 
     async def run_schedules(self) -> None:
@@ -190,8 +274,10 @@ class CampaignService:
 
     async def on_call_ended(self, env: Envelope, ev: CallEnded) -> None:
         if await self.repo.first_time(f"ended:{ev.call_id}"):
-            await self.repo.inc_campaign(campaign_id=ev.campaign_id, inc={
-                "call_seconds": ev.duration_seconds, "cost": ev.cost})
+            await self.repo.inc_campaign(
+                campaign_id=ev.campaign_id,
+                inc={"call_seconds": ev.duration_seconds, "cost": ev.cost},
+            )
 
     async def on_disposition(self, env: Envelope, ev: DispositionRecorded) -> None:
         if await self.repo.first_time(f"disposition:{ev.call_id}"):
@@ -207,17 +293,27 @@ def campaign_view(doc: Doc) -> dict[str, Any]:
     made = doc.get("calls_made", 0)
     connected = doc.get("calls_connected", 0)
     return {
-        "id": doc["_id"], "name": doc["name"], "status": doc["status"],
-        "status_reason": doc.get("status_reason"), "script_id": doc["script_id"],
-        "language": doc["language"], "total_contacts": doc["total_contacts"],
+        "id": doc["_id"],
+        "name": doc["name"],
+        "status": doc["status"],
+        "status_reason": doc.get("status_reason"),
+        "script_id": doc["script_id"],
+        "language": doc["language"],
+        "total_contacts": doc["total_contacts"],
         "max_attempts": doc["max_attempts"],
         "retry_interval_minutes": doc["retry_interval_minutes"],
-        "retry_outcomes": doc["retry_outcomes"], "priority": doc["priority"],
-        "max_slots": doc.get("max_slots"), "from": doc.get("from_number"),
-        "voicemail_action": doc["voicemail_action"], "calling_hours": doc["calling_hours"],
-        "schedule": doc.get("schedule"), "created_at": _iso(doc["created_at"]),
-        "started_at": _iso(doc.get("started_at")), "ended_at": _iso(doc.get("ended_at")),
-        "calls_made": made, "calls_connected": connected,
+        "retry_outcomes": doc["retry_outcomes"],
+        "priority": doc["priority"],
+        "max_slots": doc.get("max_slots"),
+        "from": doc.get("from_number"),
+        "voicemail_action": doc["voicemail_action"],
+        "calling_hours": doc["calling_hours"],
+        "schedule": doc.get("schedule"),
+        "created_at": _iso(doc["created_at"]),
+        "started_at": _iso(doc.get("started_at")),
+        "ended_at": _iso(doc.get("ended_at")),
+        "calls_made": made,
+        "calls_connected": connected,
         "disposition_summary": doc.get("disposition_summary", {}),
         "metrics": {
             "connect_rate": round(connected / made, 4) if made else 0.0,

@@ -43,7 +43,9 @@ def _phone_fields(raw: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def normalise_contacts(
-    raw_contacts: list[dict[str, Any]], *, default_region: str | None = None,
+    raw_contacts: list[dict[str, Any]],
+    *,
+    default_region: str | None = None,
 ) -> NormalisedContacts:
     """Phones to E.164 (phone or phone1…phone10, in order), custom fields to variables,
     duplicates (by first phone) merged, every problem reported with its contact index."""
@@ -91,11 +93,15 @@ def normalise_contacts(
         }
         if raw.get("email"):
             variables["EMAIL"] = str(raw["email"])
-        out.contacts.append({
-            "phones": phones, "name": str(raw.get("name") or ""),
-            "timezone": str(tz) if tz else None, "variables": variables,
-            "sim_outcomes": [str(s) for s in sim],
-        })
+        out.contacts.append(
+            {
+                "phones": phones,
+                "name": str(raw.get("name") or ""),
+                "timezone": str(tz) if tz else None,
+                "variables": variables,
+                "sim_outcomes": [str(s) for s in sim],
+            }
+        )
     return out
 
 

@@ -14,8 +14,9 @@ PROBLEM = "application/problem+json"
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str,
-                 errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
@@ -23,11 +24,15 @@ class Problem(Exception):
         self.errors = errors or []
 
 
-def problem_response(status: int, title: str, detail: str, instance: str,
-                     errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+def problem_response(
+    status: int, title: str, detail: str, instance: str, errors: list[dict[str, Any]] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://outbound.dev/problems/{title.lower().replace(' ', '-')}",
-        "title": title, "status": status, "detail": detail, "instance": instance,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
     }
     if errors:
         body["errors"] = errors
@@ -49,16 +54,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _pointer(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()
-        ]
+        errors = [{"field": _pointer(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
         return problem_response(422, "Invalid request", detail, request.url.path, errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-                 409: "Conflict", 413: "Too large"}.get(exc.status_code, "Error")
+        title = {
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not found",
+            405: "Method not allowed",
+            409: "Conflict",
+            413: "Too large",
+        }.get(exc.status_code, "Error")
         response = problem_response(exc.status_code, title, str(exc.detail), request.url.path)
         if exc.status_code == 401:
             response.headers["WWW-Authenticate"] = "Bearer"

@@ -28,8 +28,7 @@ class ApiRepository:
 
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("hash", ASCENDING)], unique=True)
-        await self.campaigns.create_index([("workspace_id", ASCENDING), ("created_at",
-                                                                          DESCENDING)])
+        await self.campaigns.create_index([("workspace_id", ASCENDING), ("created_at", DESCENDING)])
         await self.campaigns.create_index([("status", ASCENDING)])
         await self.leads.create_index([("campaign_id", ASCENDING)])
 
@@ -37,16 +36,31 @@ class ApiRepository:
     async def key_by_hash(self, digest: str) -> Doc | None:
         return await self.keys.find_one({"hash": digest})
 
-    async def ensure_tenant(self, *, org_id: str, workspace_id: str, key_id: str, digest: str,
-                            now: datetime) -> None:
-        await self.orgs.update_one({"_id": org_id}, {"$setOnInsert": {
-            "name": "Development org", "created_at": now}}, upsert=True)
-        await self.workspaces.update_one({"_id": workspace_id}, {"$setOnInsert": {
-            "org_id": org_id, "name": "Development", "created_at": now}}, upsert=True)
+    async def ensure_tenant(
+        self, *, org_id: str, workspace_id: str, key_id: str, digest: str, now: datetime
+    ) -> None:
+        await self.orgs.update_one(
+            {"_id": org_id},
+            {"$setOnInsert": {"name": "Development org", "created_at": now}},
+            upsert=True,
+        )
+        await self.workspaces.update_one(
+            {"_id": workspace_id},
+            {"$setOnInsert": {"org_id": org_id, "name": "Development", "created_at": now}},
+            upsert=True,
+        )
         try:
-            await self.keys.insert_one({"_id": key_id, "hash": digest, "org_id": org_id,
-                                        "workspace_id": workspace_id, "role": "org_admin",
-                                        "name": "bootstrap", "created_at": now})
+            await self.keys.insert_one(
+                {
+                    "_id": key_id,
+                    "hash": digest,
+                    "org_id": org_id,
+                    "workspace_id": workspace_id,
+                    "role": "org_admin",
+                    "name": "bootstrap",
+                    "created_at": now,
+                }
+            )
         except DuplicateKeyError:
             pass
 
@@ -67,9 +81,16 @@ class ApiRepository:
     async def campaign(self, *, workspace_id: str, campaign_id: str) -> Doc | None:
         return await self.campaigns.find_one({"_id": campaign_id, "workspace_id": workspace_id})
 
-    async def list_campaigns(self, *, workspace_id: str, status: str | None,
-                             created_from: datetime | None, created_to: datetime | None,
-                             limit: int, offset: int) -> tuple[list[Doc], int]:
+    async def list_campaigns(
+        self,
+        *,
+        workspace_id: str,
+        status: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Doc], int]:
         flt: Doc = {"workspace_id": workspace_id}
         if status:
             flt["status"] = status
@@ -82,8 +103,9 @@ class ApiRepository:
         cursor = self.campaigns.find(flt).sort("created_at", DESCENDING).skip(offset).limit(limit)
         return [c async for c in cursor], int(total)
 
-    async def set_status(self, *, campaign_id: str, expect: Sequence[str], status: str,
-                         fields: Doc | None = None) -> Doc | None:
+    async def set_status(
+        self, *, campaign_id: str, expect: Sequence[str], status: str, fields: Doc | None = None
+    ) -> Doc | None:
         return await self.campaigns.find_one_and_update(
             {"_id": campaign_id, "status": {"$in": list(expect)}},
             {"$set": {"status": status, **(fields or {})}},
@@ -91,13 +113,23 @@ class ApiRepository:
         )
 
     async def due_to_start(self, *, now: datetime) -> list[Doc]:
-        return [c async for c in self.campaigns.find(
-            {"status": "scheduled", "schedule_start": {"$lte": now}})]
+        return [
+            c
+            async for c in self.campaigns.find(
+                {"status": "scheduled", "schedule_start": {"$lte": now}}
+            )
+        ]
 
     async def due_to_end(self, *, now: datetime) -> list[Doc]:
-        return [c async for c in self.campaigns.find(
-            {"status": {"$in": ["running", "paused", "scheduled"]},
-             "schedule_end": {"$lte": now}})]
+        return [
+            c
+            async for c in self.campaigns.find(
+                {
+                    "status": {"$in": ["running", "paused", "scheduled"]},
+                    "schedule_end": {"$lte": now},
+                }
+            )
+        ]
 
     # projections --------------------------------------------------------------------------------
     async def first_time(self, key: str) -> bool:
@@ -118,14 +150,16 @@ class ApiRepository:
     async def apply_lead(self, *, lead_id: str, seq: int, fields: Doc) -> None:
         try:
             await self.leads.update_one(
-                {"_id": lead_id, "seq": {"$lt": seq}}, {"$set": {**fields, "seq": seq}},
+                {"_id": lead_id, "seq": {"$lt": seq}},
+                {"$set": {**fields, "seq": seq}},
                 upsert=True,
             )
         except DuplicateKeyError:
             pass  # a newer state is already there
 
-    async def leads_of(self, *, campaign_id: str, status: str | None, limit: int,
-                       offset: int) -> tuple[list[Doc], int]:
+    async def leads_of(
+        self, *, campaign_id: str, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
         flt: Doc = {"campaign_id": campaign_id}
         if status:
             flt["status"] = status

@@ -31,13 +31,28 @@ class CallingHoursIn(BaseModel):
 
 
 class CampaignIn(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [{
-        "name": "February Loan Renewal Outreach", "script_id": "agt_…", "language": "hi-IN",
-        "contacts": [{"phone": "+919876543210", "name": "Priya Sharma", "loan_amount": "75000"}],
-        "schedule": {"start_time": "2027-02-01T09:00:00", "end_time": "2027-02-01T18:00:00",
-                     "timezone": "Asia/Kolkata"},
-        "max_attempts": 3, "retry_interval_minutes": 120,
-    }]})
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "February Loan Renewal Outreach",
+                    "script_id": "agt_…",
+                    "language": "hi-IN",
+                    "contacts": [
+                        {"phone": "+919876543210", "name": "Priya Sharma", "loan_amount": "75000"}
+                    ],
+                    "schedule": {
+                        "start_time": "2027-02-01T09:00:00",
+                        "end_time": "2027-02-01T18:00:00",
+                        "timezone": "Asia/Kolkata",
+                    },
+                    "max_attempts": 3,
+                    "retry_interval_minutes": 120,
+                }
+            ]
+        },
+    )
     name: str = Field(min_length=1, max_length=255)
     script_id: str = Field(description="Voice agent (script) id, from /v1/agents.")
     language: str = Field(pattern=_BCP47, examples=["hi-IN", "en-US"])

@@ -9,13 +9,15 @@ from outbound_core.settings import ServiceSettings
 
 
 class ApiSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_API_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CAMPAIGN_API_", extra="ignore", populate_by_name=True
+    )
     service_name: str = "campaign-api"
     http_port: int = 8080
     database: str = "outbound_campaign_api"
     bootstrap_api_key: str | None = Field(
-        None, validation_alias=AliasChoices("OUTBOUND_BOOTSTRAP_API_KEY"),
+        None,
+        validation_alias=AliasChoices("OUTBOUND_BOOTSTRAP_API_KEY"),
         description="Seed a development org, workspace and this API key at start-up.",
     )
     webhook_service_url: str = Field(

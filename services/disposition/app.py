@@ -2,13 +2,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from outbound_core.events import CallEnded
-from outbound_core.service import Runtime, build_http_app, serve
-from outbound_core.topics import CALLS
-
 from disposition.handlers import DispositionHandlers
 from disposition.repository import DispositionRepository
 from disposition.settings import DispositionSettings, get_settings
+from outbound_core.events import CallEnded
+from outbound_core.service import Runtime, build_http_app, serve
+from outbound_core.topics import CALLS
 
 
 def build_app(settings: DispositionSettings) -> FastAPI:

@@ -6,26 +6,58 @@ from dataclasses import dataclass
 from datetime import datetime
 
 CANONICAL = (
-    "interested", "not_interested", "callback", "voicemail", "wrong_number", "no_answer", "busy",
-    "failed", "opt_out", "escalated", "completed", "not_reachable",
+    "interested",
+    "not_interested",
+    "callback",
+    "voicemail",
+    "wrong_number",
+    "no_answer",
+    "busy",
+    "failed",
+    "opt_out",
+    "escalated",
+    "completed",
+    "not_reachable",
 )
 TERMINAL = frozenset({"interested", "not_interested", "opt_out", "escalated", "completed"})
-CONNECTED = frozenset({
-    "interested", "not_interested", "callback", "opt_out", "escalated", "completed",
-    "wrong_number",
-})
+CONNECTED = frozenset(
+    {
+        "interested",
+        "not_interested",
+        "callback",
+        "opt_out",
+        "escalated",
+        "completed",
+        "wrong_number",
+    }
+)
 
 ALIASES: dict[str, str] = {
-    "dnd": "opt_out", "dnc": "opt_out", "do_not_call": "opt_out", "optout": "opt_out",
-    "opted_out": "opt_out", "unsubscribe": "opt_out",
-    "no-answer": "no_answer", "noanswer": "no_answer", "no answer": "no_answer",
-    "unanswered": "no_answer", "not_answered": "no_answer",
-    "call_back": "callback", "call-back": "callback", "call back": "callback",
-    "transferred": "escalated", "transfer": "escalated", "escalate": "escalated",
-    "wrong number": "wrong_number", "wrong-number": "wrong_number",
-    "not interested": "not_interested", "not-interested": "not_interested",
-    "machine": "voicemail", "answering_machine": "voicemail",
-    "error": "failed", "rejected": "failed",
+    "dnd": "opt_out",
+    "dnc": "opt_out",
+    "do_not_call": "opt_out",
+    "optout": "opt_out",
+    "opted_out": "opt_out",
+    "unsubscribe": "opt_out",
+    "no-answer": "no_answer",
+    "noanswer": "no_answer",
+    "no answer": "no_answer",
+    "unanswered": "no_answer",
+    "not_answered": "no_answer",
+    "call_back": "callback",
+    "call-back": "callback",
+    "call back": "callback",
+    "transferred": "escalated",
+    "transfer": "escalated",
+    "escalate": "escalated",
+    "wrong number": "wrong_number",
+    "wrong-number": "wrong_number",
+    "not interested": "not_interested",
+    "not-interested": "not_interested",
+    "machine": "voicemail",
+    "answering_machine": "voicemail",
+    "error": "failed",
+    "rejected": "failed",
 }
 
 
@@ -74,6 +106,4 @@ def decide(
         return Disposition(label=label, connected=True, terminal=True, custom=True)
     if label == "callback":
         return Disposition(label=label, connected=True, terminal=False, callback_at=callback_at)
-    return Disposition(
-        label=label, connected=label in CONNECTED, terminal=label in TERMINAL
-    )
+    return Disposition(label=label, connected=label in CONNECTED, terminal=label in TERMINAL)

@@ -8,8 +8,9 @@ from outbound_core.settings import ServiceSettings
 
 
 class DispositionSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="DISPOSITION_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DISPOSITION_", extra="ignore", populate_by_name=True
+    )
     service_name: str = "disposition"
     http_port: int = 8084
     database: str = "outbound_disposition"

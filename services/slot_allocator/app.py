@@ -7,7 +7,6 @@ from fastapi import FastAPI
 from outbound_core.events import CampaignWithdrawn, LeaseReleased, TaskQueued, TaskWithdrawn
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import ALLOCATOR
-
 from slot_allocator.domain import Allocator
 from slot_allocator.repository import AllocatorRepository
 from slot_allocator.service import SlotService
@@ -17,7 +16,9 @@ from slot_allocator.settings import AllocatorSettings, get_settings
 def build_app(settings: AllocatorSettings) -> FastAPI:
     rt = Runtime.create(settings)
     svc = SlotService(
-        repo=AllocatorRepository(rt.db), bus=rt.bus, clock=rt.clock,
+        repo=AllocatorRepository(rt.db),
+        bus=rt.bus,
+        clock=rt.clock,
         allocator=Allocator(default_org_slots=settings.default_org_slots),
         lease_ttl=timedelta(seconds=settings.max_call_seconds + settings.lease_grace_seconds),
         lease_min_real=settings.lease_min_real_seconds,

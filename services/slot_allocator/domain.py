@@ -32,7 +32,7 @@ class QueuedTask:
     eligible_at: datetime
     max_slots: int | None
     payload: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    tiebreak: float = field(default_factory=random.random, compare=False)  # noqa: S311
+    tiebreak: float = field(default_factory=random.random, compare=False)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -95,8 +95,8 @@ class Allocator:
             org.items.pop(key)
         org.items[item.key] = item
         heapq.heappush(
-            org.queues.setdefault(item.campaign_id, []), (item.sort_key(), item.task_id,
-                                                          item.attempt)
+            org.queues.setdefault(item.campaign_id, []),
+            (item.sort_key(), item.task_id, item.attempt),
         )
         return True
 
@@ -159,8 +159,12 @@ class Allocator:
         org.items.pop(best.key)
         heapq.heappop(org.queues[best.campaign_id])
         lease = Lease(
-            lease_id=lease_id, task_id=best.task_id, attempt=best.attempt, org_id=best.org_id,
-            workspace_id=best.workspace_id, campaign_id=best.campaign_id,
+            lease_id=lease_id,
+            task_id=best.task_id,
+            attempt=best.attempt,
+            org_id=best.org_id,
+            workspace_id=best.workspace_id,
+            campaign_id=best.campaign_id,
         )
         self.add_lease(lease)
         return best, lease

@@ -28,8 +28,10 @@ class AllocatorRepository:
         await self.queue.create_index([("task_id", ASCENDING)])
 
     async def was_dispatched(self, *, task_id: str, attempt: int) -> bool:
-        return await self.leases.find_one({"task_id": task_id, "attempt": attempt},
-                                          {"_id": 1}) is not None
+        return (
+            await self.leases.find_one({"task_id": task_id, "attempt": attempt}, {"_id": 1})
+            is not None
+        )
 
     async def save_queued(self, *, doc: Doc) -> None:
         await self.queue.replace_one({"_id": doc["_id"]}, doc, upsert=True)

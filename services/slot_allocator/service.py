@@ -23,7 +23,6 @@ from outbound_core.events import (
 from outbound_core.ids import new_id
 from outbound_core.kafka import EventBus
 from outbound_core.topics import DISPATCH
-
 from slot_allocator.domain import Allocator, Lease, QueuedTask
 from slot_allocator.repository import AllocatorRepository, Doc
 
@@ -32,28 +31,47 @@ log = structlog.get_logger(__name__)
 
 def _queue_doc(item: QueuedTask) -> Doc:
     return {
-        "_id": f"{item.task_id}:{item.attempt}", "task_id": item.task_id, "attempt": item.attempt,
-        "org_id": item.org_id, "workspace_id": item.workspace_id,
-        "campaign_id": item.campaign_id, "campaign_priority": item.campaign_priority,
-        "attempt_priority": item.attempt_priority, "callback": item.callback,
-        "eligible_at": item.eligible_at, "max_slots": item.max_slots, "payload": item.payload,
+        "_id": f"{item.task_id}:{item.attempt}",
+        "task_id": item.task_id,
+        "attempt": item.attempt,
+        "org_id": item.org_id,
+        "workspace_id": item.workspace_id,
+        "campaign_id": item.campaign_id,
+        "campaign_priority": item.campaign_priority,
+        "attempt_priority": item.attempt_priority,
+        "callback": item.callback,
+        "eligible_at": item.eligible_at,
+        "max_slots": item.max_slots,
+        "payload": item.payload,
     }
 
 
 def _item_from(doc: Doc) -> QueuedTask:
     return QueuedTask(
-        task_id=doc["task_id"], attempt=doc["attempt"], org_id=doc["org_id"],
-        workspace_id=doc["workspace_id"], campaign_id=doc["campaign_id"],
-        campaign_priority=doc["campaign_priority"], attempt_priority=doc["attempt_priority"],
-        callback=doc["callback"], eligible_at=utc(doc["eligible_at"]),
-        max_slots=doc.get("max_slots"), payload=doc["payload"],
+        task_id=doc["task_id"],
+        attempt=doc["attempt"],
+        org_id=doc["org_id"],
+        workspace_id=doc["workspace_id"],
+        campaign_id=doc["campaign_id"],
+        campaign_priority=doc["campaign_priority"],
+        attempt_priority=doc["attempt_priority"],
+        callback=doc["callback"],
+        eligible_at=utc(doc["eligible_at"]),
+        max_slots=doc.get("max_slots"),
+        payload=doc["payload"],
     )
 
 
 class SlotService:
     def __init__(
-        self, *, repo: AllocatorRepository, bus: EventBus, clock: Clock, allocator: Allocator,
-        lease_ttl: timedelta, lease_min_real: float,
+        self,
+        *,
+        repo: AllocatorRepository,
+        bus: EventBus,
+        clock: Clock,
+        allocator: Allocator,
+        lease_ttl: timedelta,
+        lease_min_real: float,
     ) -> None:
         self.repo = repo
         self.bus = bus
@@ -61,7 +79,9 @@ class SlotService:
         self.alloc = allocator
         self.lease_ttl = lease_ttl
         self.lease_min_real = lease_min_real
-        self.expiries: list[tuple[float, datetime, str, str]] = []  # (real, virtual, org, lease)
+        self.expiries: list[
+            tuple[float, datetime, str, str]
+        ] = []  # heap  # (real, virtual, org, lease)
         self.lease_docs: dict[str, Doc] = {}
         self.kick: Any = lambda: None
 
@@ -74,10 +94,16 @@ class SlotService:
         log.info("allocator rebuilt", leases=len(self.lease_docs))
 
     def _track_lease(self, d: Doc) -> None:
-        self.alloc.add_lease(Lease(
-            lease_id=d["_id"], task_id=d["task_id"], attempt=d["attempt"], org_id=d["org_id"],
-            workspace_id=d["workspace_id"], campaign_id=d["campaign_id"],
-        ))
+        self.alloc.add_lease(
+            Lease(
+                lease_id=d["_id"],
+                task_id=d["task_id"],
+                attempt=d["attempt"],
+                org_id=d["org_id"],
+                workspace_id=d["workspace_id"],
+                campaign_id=d["campaign_id"],
+            )
+        )
         self.lease_docs[d["_id"]] = d
         heapq.heappush(
             self.expiries, (d["real_deadline"], utc(d["expires_at"]), d["org_id"], d["_id"])
@@ -91,12 +117,17 @@ class SlotService:
         if await self.repo.was_dispatched(task_id=ev.task_id, attempt=ev.attempt):
             return
         item = QueuedTask(
-            task_id=ev.task_id, attempt=ev.attempt, org_id=env.org_id,
-            workspace_id=env.workspace_id, campaign_id=ev.campaign_id,
-            campaign_priority=ev.campaign_priority, attempt_priority=ev.attempt_priority,
-            callback=ev.callback, eligible_at=ev.eligible_at, max_slots=ev.max_slots,
-            payload={"dial": ev.dial.model_dump(mode="json"), "correlation_id":
-                     env.correlation_id},
+            task_id=ev.task_id,
+            attempt=ev.attempt,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            campaign_id=ev.campaign_id,
+            campaign_priority=ev.campaign_priority,
+            attempt_priority=ev.attempt_priority,
+            callback=ev.callback,
+            eligible_at=ev.eligible_at,
+            max_slots=ev.max_slots,
+            payload={"dial": ev.dial.model_dump(mode="json"), "correlation_id": env.correlation_id},
         )
         await self.repo.save_queued(doc=_queue_doc(item))
         self.alloc.enqueue(item)
@@ -127,13 +158,21 @@ class SlotService:
 
     async def _send(self, item: QueuedTask, lease: Lease) -> None:
         now = self.clock.now()
-        doc = {
-            "_id": lease.lease_id, "task_id": item.task_id, "attempt": item.attempt,
-            "org_id": item.org_id, "workspace_id": item.workspace_id,
-            "campaign_id": item.campaign_id, "status": "active", "granted_at": now,
-            "expires_at": now + self.lease_ttl,
-            "real_deadline": time.time() + max(self.lease_min_real,
-                                               self.clock.real_seconds(self.lease_ttl)),
+        expires_at = now + self.lease_ttl
+        real_deadline = time.time() + max(
+            self.lease_min_real, self.clock.real_seconds(self.lease_ttl)
+        )
+        doc: Doc = {
+            "_id": lease.lease_id,
+            "task_id": item.task_id,
+            "attempt": item.attempt,
+            "org_id": item.org_id,
+            "workspace_id": item.workspace_id,
+            "campaign_id": item.campaign_id,
+            "status": "active",
+            "granted_at": now,
+            "expires_at": expires_at,
+            "real_deadline": real_deadline,
         }
         if not await self.repo.insert_lease(doc=doc):
             # That attempt was dispatched before (a stale queue entry): never twice.
@@ -141,17 +180,21 @@ class SlotService:
             await self.repo.drop_queued(ids=[f"{item.task_id}:{item.attempt}"])
             return
         self.lease_docs[lease.lease_id] = doc
-        heapq.heappush(self.expiries, (doc["real_deadline"], doc["expires_at"], item.org_id,
-                                       lease.lease_id))
+        heapq.heappush(self.expiries, (real_deadline, expires_at, item.org_id, lease.lease_id))
         await self.repo.drop_queued(ids=[f"{item.task_id}:{item.attempt}"])
         await self.bus.emit(
             DISPATCH,
             TaskDispatched(
-                lease_id=lease.lease_id, task_id=item.task_id, campaign_id=item.campaign_id,
-                attempt=item.attempt, lease_expires_at=doc["expires_at"],
+                lease_id=lease.lease_id,
+                task_id=item.task_id,
+                campaign_id=item.campaign_id,
+                attempt=item.attempt,
+                lease_expires_at=expires_at,
                 dial=DialRequest.model_validate(item.payload["dial"]),
             ),
-            key=item.task_id, org_id=item.org_id, workspace_id=item.workspace_id,
+            key=item.task_id,
+            org_id=item.org_id,
+            workspace_id=item.workspace_id,
             dedupe_parts=(lease.lease_id,),
         )
 
@@ -169,9 +212,15 @@ class SlotService:
             log.warning("lease expired", lease_id=lease_id, task_id=doc["task_id"])
             await self.bus.emit(
                 DISPATCH,
-                LeaseExpired(lease_id=lease_id, task_id=doc["task_id"],
-                             campaign_id=doc["campaign_id"], attempt=doc["attempt"]),
-                key=doc["task_id"], org_id=org_id, workspace_id=doc["workspace_id"],
+                LeaseExpired(
+                    lease_id=lease_id,
+                    task_id=doc["task_id"],
+                    campaign_id=doc["campaign_id"],
+                    attempt=doc["attempt"],
+                ),
+                key=doc["task_id"],
+                org_id=org_id,
+                workspace_id=doc["workspace_id"],
                 dedupe_parts=(lease_id,),
             )
             self.kick()

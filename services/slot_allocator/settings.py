@@ -9,8 +9,9 @@ from outbound_core.settings import ServiceSettings
 
 
 class AllocatorSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="SLOT_ALLOCATOR_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SLOT_ALLOCATOR_", extra="ignore", populate_by_name=True
+    )
     service_name: str = "slot-allocator"
     http_port: int = 8082
     database: str = "outbound_slot_allocator"
@@ -18,7 +19,8 @@ class AllocatorSettings(ServiceSettings):
     max_call_seconds: float = Field(3600, description="Longest call (clock seconds).")
     lease_grace_seconds: float = Field(300, description="Grace after the longest call.")
     lease_min_real_seconds: float = Field(
-        30.0, description="A lease never expires sooner than this in real seconds, however fast "
+        30.0,
+        description="A lease never expires sooner than this in real seconds, however fast "
         "the simulated clock runs (processing time is real).",
     )
     expiry_check_seconds: float = Field(0.5, description="Real seconds between expiry checks.")

@@ -15,7 +15,6 @@ from outbound_core.events import (
 )
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import CALLS, CAMPAIGNS, DISPATCH, DISPOSITIONS
-
 from task_planner.planner import Planner
 from task_planner.repository import PlannerRepository
 from task_planner.settings import PlannerSettings, get_settings
@@ -24,8 +23,11 @@ from task_planner.settings import PlannerSettings, get_settings
 def build_app(settings: PlannerSettings) -> FastAPI:
     rt = Runtime.create(settings)
     planner = Planner(
-        repo=PlannerRepository(rt.db), bus=rt.bus, clock=rt.clock,
-        tick_batch=settings.tick_batch, recheck=timedelta(hours=settings.recheck_hours),
+        repo=PlannerRepository(rt.db),
+        bus=rt.bus,
+        clock=rt.clock,
+        tick_batch=settings.tick_batch,
+        recheck=timedelta(hours=settings.recheck_hours),
     )
     rt.startup.append(planner.rebuild)
     rt.consume(

@@ -26,9 +26,9 @@ class RetryPolicy:
     retry_outcomes: frozenset[str]
 
     @staticmethod
-    def batch(*, max_attempts: int, retry_interval_minutes: int, retry_outcomes: list[str]) -> (
-        RetryPolicy
-    ):
+    def batch(
+        *, max_attempts: int, retry_interval_minutes: int, retry_outcomes: list[str]
+    ) -> RetryPolicy:
         return RetryPolicy(
             max_attempts=max_attempts,
             retry_interval=timedelta(minutes=retry_interval_minutes),
@@ -62,34 +62,44 @@ class Next:
 
 
 def initial_position(phone_count: int) -> Position:
-    return Position(phone_index=0, pass_number=1, phones=tuple(PhoneState() for _ in range(
-        phone_count)))
+    return Position(
+        phone_index=0, pass_number=1, phones=tuple(PhoneState() for _ in range(phone_count))
+    )
 
 
 def _eligible_next_pass(pos: Position, policy: RetryPolicy) -> list[int]:
     return [
-        i for i, p in enumerate(pos.phones)
-        if not p.excluded and p.last in policy.retry_outcomes
+        i for i, p in enumerate(pos.phones) if not p.excluded and p.last in policy.retry_outcomes
     ]
 
 
 def after_attempt(
-    *, policy: RetryPolicy, pos: Position, disposition: str, terminal: bool,
-    ended_at: datetime, callback_at: datetime | None = None,
+    *,
+    policy: RetryPolicy,
+    pos: Position,
+    disposition: str,
+    terminal: bool,
+    ended_at: datetime,
+    callback_at: datetime | None = None,
 ) -> Next:
     """Decide what follows an attempt on ``pos.phone_index`` that ended with ``disposition``."""
     phones = list(pos.phones)
     cur = phones[pos.phone_index]
     updated = replace(
-        cur, last=disposition, attempts=cur.attempts + 1,
+        cur,
+        last=disposition,
+        attempts=cur.attempts + 1,
         excluded=cur.excluded or disposition == "wrong_number",
     )
     phones[pos.phone_index] = updated
     here = replace(pos, phones=tuple(phones))
 
     if disposition == "callback":
-        due = callback_at if callback_at and callback_at > ended_at else (
-            ended_at + policy.retry_interval)
+        due = (
+            callback_at
+            if callback_at and callback_at > ended_at
+            else (ended_at + policy.retry_interval)
+        )
         return Next(status="waiting_retry", position=here, due_at=due, callback=True)
     if terminal or (disposition not in MOVE_ON and disposition not in policy.retry_outcomes):
         return Next(status="completed", position=here, final_disposition=disposition)
@@ -100,9 +110,7 @@ def after_attempt(
         if p.excluded:
             continue
         if pos.pass_number == 1 or p.last in policy.retry_outcomes:
-            return Next(
-                status="pending", position=replace(here, phone_index=j), due_at=ended_at
-            )
+            return Next(status="pending", position=replace(here, phone_index=j), due_at=ended_at)
 
     # End of the pass.
     if pos.pass_number < policy.max_attempts:

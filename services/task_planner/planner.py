@@ -28,7 +28,6 @@ from outbound_core.events import (
 from outbound_core.kafka import EventBus
 from outbound_core.topics import ALLOCATOR, LEADS
 from outbound_core.windows import CallingWindow, Closed, build_window
-
 from task_planner.domain import (
     ACTIVE_STATUSES,
     SCHEDULABLE_STATUSES,
@@ -48,14 +47,20 @@ log = structlog.get_logger(__name__)
 
 def _position(task: Doc) -> Position:
     return Position(
-        phone_index=task["phone_index"], pass_number=task["pass_number"],
+        phone_index=task["phone_index"],
+        pass_number=task["pass_number"],
         phones=tuple(PhoneState(**p) for p in task["phone_states"]),
     )
 
 
 class Planner:
     def __init__(
-        self, *, repo: PlannerRepository, bus: EventBus, clock: Clock, tick_batch: int,
+        self,
+        *,
+        repo: PlannerRepository,
+        bus: EventBus,
+        clock: Clock,
+        tick_batch: int,
         recheck: timedelta,
     ) -> None:
         self.repo = repo
@@ -89,13 +94,16 @@ class Planner:
     async def on_campaign_created(self, env: Envelope, ev: CampaignCreated) -> None:
         fields = {
             **ev.model_dump(mode="python", exclude={"total_contacts", "campaign_id"}),
-            "org_id": env.org_id, "workspace_id": env.workspace_id,
+            "org_id": env.org_id,
+            "workspace_id": env.workspace_id,
         }
         fields["status"] = self.campaigns.get(ev.campaign_id, {}).get("status", ev.status)
         await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields=fields)
         await self.repo.set_expected_total(campaign_id=ev.campaign_id, total=ev.total_contacts)
         self.campaigns[ev.campaign_id] = {
-            **self.campaigns.get(ev.campaign_id, {}), **fields, "_id": ev.campaign_id,
+            **self.campaigns.get(ev.campaign_id, {}),
+            **fields,
+            "_id": ev.campaign_id,
         }
 
     async def on_contacts_added(self, env: Envelope, ev: ContactsAdded) -> None:
@@ -103,22 +111,38 @@ class Planner:
         docs = []
         for c in ev.contacts:
             pos = initial_position(len(c.phones))
-            docs.append({
-                "_id": c.task_id, "campaign_id": ev.campaign_id, "org_id": env.org_id,
-                "workspace_id": env.workspace_id, "phones": c.phones, "name": c.name,
-                "timezone": c.timezone, "variables": c.variables, "sim_outcomes": c.sim_outcomes,
-                "status": "pending", "due_at": now, "attempt": 0, "calls": 0, "seq": 0,
-                "phone_index": pos.phone_index, "pass_number": pos.pass_number,
-                "phone_states": [asdict(p) for p in pos.phones], "callback": False,
-                "history": [], "last_disposition": None, "created_at": now,
-            })
+            docs.append(
+                {
+                    "_id": c.task_id,
+                    "campaign_id": ev.campaign_id,
+                    "org_id": env.org_id,
+                    "workspace_id": env.workspace_id,
+                    "phones": c.phones,
+                    "name": c.name,
+                    "timezone": c.timezone,
+                    "variables": c.variables,
+                    "sim_outcomes": c.sim_outcomes,
+                    "status": "pending",
+                    "due_at": now,
+                    "attempt": 0,
+                    "calls": 0,
+                    "seq": 0,
+                    "phone_index": pos.phone_index,
+                    "pass_number": pos.pass_number,
+                    "phone_states": [asdict(p) for p in pos.phones],
+                    "callback": False,
+                    "history": [],
+                    "last_disposition": None,
+                    "created_at": now,
+                }
+            )
         await self.repo.insert_tasks(docs)
         await self.repo.set_expected_total(campaign_id=ev.campaign_id, total=ev.total_contacts)
-        c = self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})
-        c["expected_total"] = max(c.get("expected_total", 0), ev.total_contacts)
+        camp = self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})
+        camp["expected_total"] = max(camp.get("expected_total", 0), ev.total_contacts)
         if self._running(ev.campaign_id):
-            for d in docs:
-                self.timer.push(now, d["_id"])
+            for c in ev.contacts:
+                self.timer.push(now, c.task_id)
             self.kick()
 
     async def on_status_changed(self, env: Envelope, ev: CampaignStatusChanged) -> None:
@@ -133,8 +157,12 @@ class Planner:
             return
         # Any other status: nothing new may be dialled; the allocator drops what it holds.
         await self.bus.emit(
-            ALLOCATOR, CampaignWithdrawn(campaign_id=ev.campaign_id, reason=ev.status),
-            key=env.org_id, org_id=env.org_id, workspace_id=env.workspace_id, causation=env,
+            ALLOCATOR,
+            CampaignWithdrawn(campaign_id=ev.campaign_id, reason=ev.status),
+            key=env.org_id,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
             dedupe_parts=(env.id,),
         )
         if ev.status == "paused" or ev.status == "scheduled":
@@ -146,7 +174,9 @@ class Planner:
         waiting = [*SCHEDULABLE_STATUSES, "queued"]
         for t in await self.repo.in_status(campaign_id=campaign_id, statuses=waiting):
             new = await self.repo.transition(
-                task_id=t["_id"], expect_status=waiting, expect_attempt=None,
+                task_id=t["_id"],
+                expect_status=waiting,
+                expect_attempt=None,
                 set_fields={"status": "archived", "reason": reason, "due_at": None},
             )
             if new is not None:
@@ -155,7 +185,9 @@ class Planner:
     # dispatch.v1 -------------------------------------------------------------------------------
     async def on_dispatched(self, env: Envelope, ev: TaskDispatched) -> None:
         new = await self.repo.transition(
-            task_id=ev.task_id, expect_status=["queued"], expect_attempt=ev.attempt,
+            task_id=ev.task_id,
+            expect_status=["queued"],
+            expect_attempt=ev.attempt,
             set_fields={"status": "dialing", "dialing_since": self.clock.now()},
         )
         if new is not None:
@@ -164,17 +196,28 @@ class Planner:
     async def on_lease_expired(self, env: Envelope, ev: LeaseExpired) -> None:
         # The call never reported an end: the attempt counts as failed (retryable).
         await self._resolve_attempt(
-            env, task_id=ev.task_id, attempt=ev.attempt, disposition="failed", terminal=False,
-            callback_at=None, ended_at=self.clock.now(), call_id=None,
+            env,
+            task_id=ev.task_id,
+            attempt=ev.attempt,
+            disposition="failed",
+            terminal=False,
+            callback_at=None,
+            ended_at=self.clock.now(),
+            call_id=None,
         )
 
     # calls.v1 ----------------------------------------------------------------------------------
     async def on_call_aborted(self, env: Envelope, ev: CallAborted) -> None:
         # Nothing was dialled: back to waiting, without using up the policy.
         new = await self.repo.transition(
-            task_id=ev.task_id, expect_status=["queued", "dialing"], expect_attempt=ev.attempt,
-            set_fields={"status": "pending", "due_at": to_ms(self.clock.now()),
-                        "reason": ev.reason},
+            task_id=ev.task_id,
+            expect_status=["queued", "dialing"],
+            expect_attempt=ev.attempt,
+            set_fields={
+                "status": "pending",
+                "due_at": to_ms(self.clock.now()),
+                "reason": ev.reason,
+            },
         )
         if new is not None:
             await self._publish_lead(new, causation=env)
@@ -184,14 +227,27 @@ class Planner:
     # dispositions.v1 ---------------------------------------------------------------------------
     async def on_disposition(self, env: Envelope, ev: DispositionRecorded) -> None:
         await self._resolve_attempt(
-            env, task_id=ev.task_id, attempt=ev.attempt, disposition=ev.disposition,
-            terminal=ev.terminal, callback_at=ev.callback_at,
-            ended_at=self.clock.now(), call_id=ev.call_id,
+            env,
+            task_id=ev.task_id,
+            attempt=ev.attempt,
+            disposition=ev.disposition,
+            terminal=ev.terminal,
+            callback_at=ev.callback_at,
+            ended_at=self.clock.now(),
+            call_id=ev.call_id,
         )
 
     async def _resolve_attempt(
-        self, env: Envelope, *, task_id: str, attempt: int, disposition: str, terminal: bool,
-        callback_at: datetime | None, ended_at: datetime, call_id: str | None,
+        self,
+        env: Envelope,
+        *,
+        task_id: str,
+        attempt: int,
+        disposition: str,
+        terminal: bool,
+        callback_at: datetime | None,
+        ended_at: datetime,
+        call_id: str | None,
     ) -> None:
         task = await self.repo.get(task_id)
         if task is None:
@@ -209,23 +265,37 @@ class Planner:
             retry_outcomes=campaign.get("retry_outcomes", ["no_answer", "busy", "failed"]),
         )
         nxt: Next = after_attempt(
-            policy=policy, pos=_position(task), disposition=disposition, terminal=terminal,
-            ended_at=ended_at, callback_at=callback_at,
+            policy=policy,
+            pos=_position(task),
+            disposition=disposition,
+            terminal=terminal,
+            ended_at=ended_at,
+            callback_at=callback_at,
         )
         fields: Doc = {
-            "status": nxt.status, "phone_index": nxt.position.phone_index,
+            "status": nxt.status,
+            "phone_index": nxt.position.phone_index,
             "pass_number": nxt.position.pass_number,
             "phone_states": [asdict(p) for p in nxt.position.phones],
-            "due_at": to_ms(nxt.due_at) if nxt.due_at else None, "callback": nxt.callback,
-            "last_disposition": nxt.final_disposition or disposition, "reason": None,
+            "due_at": to_ms(nxt.due_at) if nxt.due_at else None,
+            "callback": nxt.callback,
+            "last_disposition": nxt.final_disposition or disposition,
+            "reason": None,
         }
         history = {
-            "attempt": attempt, "call_id": call_id, "phone_index": task["phone_index"],
-            "pass_number": task["pass_number"], "disposition": disposition, "ended_at": ended_at,
+            "attempt": attempt,
+            "call_id": call_id,
+            "phone_index": task["phone_index"],
+            "pass_number": task["pass_number"],
+            "disposition": disposition,
+            "ended_at": ended_at,
         }
         new = await self.repo.transition(
-            task_id=task_id, expect_status=["queued", "dialing"], expect_attempt=attempt,
-            set_fields=fields, push_history=history,
+            task_id=task_id,
+            expect_status=["queued", "dialing"],
+            expect_attempt=attempt,
+            set_fields=fields,
+            push_history=history,
         )
         if new is None:
             return
@@ -243,8 +313,12 @@ class Planner:
         if total < self.campaigns.get(campaign_id, {}).get("expected_total", 0):
             return  # contacts still arriving
         await self.bus.emit(
-            LEADS, CampaignDrained(campaign_id=campaign_id, total_tasks=total), key=campaign_id,
-            org_id=env.org_id, workspace_id=env.workspace_id, causation=env,
+            LEADS,
+            CampaignDrained(campaign_id=campaign_id, total_tasks=total),
+            key=campaign_id,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
             dedupe_parts=(campaign_id, total),
         )
 
@@ -271,7 +345,8 @@ class Planner:
         return build_window(
             phone=task["phones"][task["phone_index"]],
             contact_timezone=task.get("timezone"),
-            campaign_timezone=schedule.get("timezone") if hours.get("use_campaign_timezone")
+            campaign_timezone=schedule.get("timezone")
+            if hours.get("use_campaign_timezone")
             else None,
             hours_start=hours.get("start", "09:00"),
             hours_end=hours.get("end", "20:00"),
@@ -284,7 +359,8 @@ class Planner:
         window = self.window_for(task, campaign)
         if isinstance(window, Closed):
             new = await self.repo.transition(
-                task_id=task["_id"], expect_status=SCHEDULABLE_STATUSES,
+                task_id=task["_id"],
+                expect_status=SCHEDULABLE_STATUSES,
                 expect_attempt=task["attempt"],
                 set_fields={"status": "blocked", "reason": window.reason, "due_at": None},
             )
@@ -298,15 +374,19 @@ class Planner:
                 return  # the schedule ended: the campaign's end archives it
             due = to_ms(nxt or now + self.recheck)
             new = await self.repo.transition(
-                task_id=task["_id"], expect_status=SCHEDULABLE_STATUSES,
-                expect_attempt=task["attempt"], set_fields={"due_at": due},
+                task_id=task["_id"],
+                expect_status=SCHEDULABLE_STATUSES,
+                expect_attempt=task["attempt"],
+                set_fields={"due_at": due},
             )
             if new is not None:
                 self.timer.push(due, task["_id"])
             return
         new = await self.repo.transition(
-            task_id=task["_id"], expect_status=SCHEDULABLE_STATUSES,
-            expect_attempt=task["attempt"], inc_attempt=True,
+            task_id=task["_id"],
+            expect_status=SCHEDULABLE_STATUSES,
+            expect_attempt=task["attempt"],
+            inc_attempt=True,
             set_fields={"status": "queued", "queued_at": now},
         )
         if new is not None:
@@ -315,21 +395,30 @@ class Planner:
     async def _publish_queued(self, task: Doc) -> None:
         campaign = self.campaigns.get(task["campaign_id"], {})
         dial = DialRequest(
-            phone=task["phones"][task["phone_index"]], phone_index=task["phone_index"],
-            pass_number=task["pass_number"], name=task.get("name", ""),
-            timezone=task.get("timezone"), variables=task.get("variables", {}),
+            phone=task["phones"][task["phone_index"]],
+            phone_index=task["phone_index"],
+            pass_number=task["pass_number"],
+            name=task.get("name", ""),
+            timezone=task.get("timezone"),
+            variables=task.get("variables", {}),
             sim_outcomes=task.get("sim_outcomes", []),
         )
         await self.bus.emit(
             ALLOCATOR,
             TaskQueued(
-                task_id=task["_id"], campaign_id=task["campaign_id"], attempt=task["attempt"],
+                task_id=task["_id"],
+                campaign_id=task["campaign_id"],
+                attempt=task["attempt"],
                 campaign_priority=campaign.get("priority", "normal"),
-                attempt_priority=task["pass_number"], callback=bool(task.get("callback")),
+                attempt_priority=task["pass_number"],
+                callback=bool(task.get("callback")),
                 eligible_at=utc(task.get("queued_at") or self.clock.now()),
-                max_slots=campaign.get("max_slots"), dial=dial,
+                max_slots=campaign.get("max_slots"),
+                dial=dial,
             ),
-            key=task["org_id"], org_id=task["org_id"], workspace_id=task["workspace_id"],
+            key=task["org_id"],
+            org_id=task["org_id"],
+            workspace_id=task["workspace_id"],
             dedupe_parts=(task["_id"], task["attempt"]),
         )
 
@@ -339,16 +428,25 @@ class Planner:
         await self.bus.emit(
             LEADS,
             LeadUpdated(
-                task_id=task["_id"], campaign_id=task["campaign_id"], seq=task["seq"],
-                status=lead_status(task["status"], attempts),  # type: ignore[arg-type]
-                last_disposition=task.get("last_disposition"), current_phone=phone,
-                phone_index=task["phone_index"], pass_number=task["pass_number"],
-                attempt=attempts, next_attempt_at=task.get("due_at")
-                if task["status"] in SCHEDULABLE_STATUSES else None,
-                reason=task.get("reason"), name=task.get("name", ""),
+                task_id=task["_id"],
+                campaign_id=task["campaign_id"],
+                seq=task["seq"],
+                status=lead_status(task["status"], attempts),
+                last_disposition=task.get("last_disposition"),
+                current_phone=phone,
+                phone_index=task["phone_index"],
+                pass_number=task["pass_number"],
+                attempt=attempts,
+                next_attempt_at=task.get("due_at")
+                if task["status"] in SCHEDULABLE_STATUSES
+                else None,
+                reason=task.get("reason"),
+                name=task.get("name", ""),
                 variables=task.get("variables", {}),
             ),
-            key=task["_id"], org_id=task["org_id"], workspace_id=task["workspace_id"],
-            causation=causation, dedupe_parts=(task["_id"], task["seq"]),
+            key=task["_id"],
+            org_id=task["org_id"],
+            workspace_id=task["workspace_id"],
+            causation=causation,
+            dedupe_parts=(task["_id"], task["seq"]),
         )
-

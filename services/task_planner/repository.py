@@ -55,8 +55,14 @@ class PlannerRepository:
         return [t async for t in self.tasks.find({"_id": {"$in": list(task_ids)}})]
 
     async def transition(
-        self, *, task_id: str, expect_status: Sequence[str], expect_attempt: int | None,
-        set_fields: Doc, push_history: Doc | None = None, inc_attempt: bool = False,
+        self,
+        *,
+        task_id: str,
+        expect_status: Sequence[str],
+        expect_attempt: int | None,
+        set_fields: Doc,
+        push_history: Doc | None = None,
+        inc_attempt: bool = False,
     ) -> Doc | None:
         """Apply a change only if the task is still in one of ``expect_status`` (and at
         ``expect_attempt``); returns the new document, or None if it no longer applies."""

@@ -9,8 +9,9 @@ from outbound_core.settings import ServiceSettings
 
 
 class PlannerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="TASK_PLANNER_", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TASK_PLANNER_", extra="ignore", populate_by_name=True
+    )
     service_name: str = "task-planner"
     http_port: int = 8081
     database: str = "outbound_task_planner"

@@ -10,7 +10,15 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from outbound_core.devstack import DevStack
-from outbound_core.topics import ALLOCATOR, CALLS, CAMPAIGNS, DEADLETTER, DISPATCH, DISPOSITIONS, LEADS
+from outbound_core.topics import (
+    ALLOCATOR,
+    CALLS,
+    CAMPAIGNS,
+    DEADLETTER,
+    DISPATCH,
+    DISPOSITIONS,
+    LEADS,
+)
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -19,16 +27,22 @@ INPUT_TOPICS = [CAMPAIGNS, ALLOCATOR, DISPATCH, CALLS, DISPOSITIONS, LEADS]
 
 
 def _envelope(event_type: str, data: dict[str, object]) -> bytes:
-    return json.dumps({
-        "id": f"evt_{uuid.uuid4().hex}", "type": event_type, "version": 1,
-        "occurred_at": "2026-03-02T15:00:00Z", "producer": "test", "org_id": "org_x",
-        "workspace_id": "ws_x", "correlation_id": "corr", "data": data,
-    }).encode()
+    return json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "type": event_type,
+            "version": 1,
+            "occurred_at": "2026-03-02T15:00:00Z",
+            "producer": "test",
+            "org_id": "org_x",
+            "workspace_id": "ws_x",
+            "correlation_id": "corr",
+            "data": data,
+        }
+    ).encode()
 
 
-def test_poison_messages_are_deadlettered_and_consumers_go_on(
-    stack: DevStack, api: object
-) -> None:
+def test_poison_messages_are_deadlettered_and_consumers_go_on(stack: DevStack, api: object) -> None:
     assert stack.kafka_url
     marker = uuid.uuid4().hex
     producer = KafkaProducer(bootstrap_servers=stack.kafka_url, api_version=(2, 5))
@@ -40,15 +54,21 @@ def test_poison_messages_are_deadlettered_and_consumers_go_on(
         for body in poison.values():
             producer.send(topic.name, key=marker.encode(), value=body)
     # A known type with a payload that fails validation.
-    producer.send(CAMPAIGNS.name, key=marker.encode(),
-                  value=_envelope("campaign.status_changed", {"campaign_id": marker,
-                                                              "status": "exploded"}))
+    producer.send(
+        CAMPAIGNS.name,
+        key=marker.encode(),
+        value=_envelope("campaign.status_changed", {"campaign_id": marker, "status": "exploded"}),
+    )
     producer.flush()
     producer.close()
 
     consumer = KafkaConsumer(
-        DEADLETTER.name, bootstrap_servers=stack.kafka_url, auto_offset_reset="earliest",
-        group_id=None, consumer_timeout_ms=1000, api_version=(2, 5),
+        DEADLETTER.name,
+        bootstrap_servers=stack.kafka_url,
+        auto_offset_reset="earliest",
+        group_id=None,
+        consumer_timeout_ms=1000,
+        api_version=(2, 5),
     )
     seen: list[dict[str, object]] = []
 

@@ -23,10 +23,14 @@ CONTACTS = [
 
 
 def _agent(api: httpx.Client) -> str:
-    r = api.post("/v1/agents", json={
-        "name": "Renewals", "language": "en-US",
-        "greeting": "Hi {{NAME}}, this is Maya about your {{PLAN}} plan.",
-    })
+    r = api.post(
+        "/v1/agents",
+        json={
+            "name": "Renewals",
+            "language": "en-US",
+            "greeting": "Hi {{NAME}}, this is Maya about your {{PLAN}} plan.",
+        },
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
@@ -39,17 +43,25 @@ def subscriber() -> Any:
 
 
 def test_three_contact_campaign_end_to_end(api: httpx.Client, subscriber: Subscriber) -> None:
-    hook = api.post("/v1/webhooks", json={"url": subscriber.url,
-                                          "events": ["campaign.lead.updated"]})
+    hook = api.post(
+        "/v1/webhooks", json={"url": subscriber.url, "events": ["campaign.lead.updated"]}
+    )
     assert hook.status_code == 201, hook.text
     subscriber.secret = hook.json()["secret"]
     assert subscriber.secret.startswith("whsec_")
 
-    created = api.post("/v1/campaigns", json={
-        "name": "Skeleton", "script_id": _agent(api), "language": "en-US",
-        "contacts": CONTACTS, "max_attempts": 3, "retry_interval_minutes": 60,
-        "calling_hours": {"start": "00:00", "end": "00:00"},
-    })
+    created = api.post(
+        "/v1/campaigns",
+        json={
+            "name": "Skeleton",
+            "script_id": _agent(api),
+            "language": "en-US",
+            "contacts": CONTACTS,
+            "max_attempts": 3,
+            "retry_interval_minutes": 60,
+            "calling_hours": {"start": "00:00", "end": "00:00"},
+        },
+    )
     assert created.status_code == 201, created.text
     campaign = created.json()
     assert campaign["status"] == "scheduled"
@@ -62,21 +74,30 @@ def test_three_contact_campaign_end_to_end(api: httpx.Client, subscriber: Subscr
 
     done = wait_until(
         lambda: (c := api.get(f"/v1/campaigns/{cid}").json())["status"] == "completed" and c,
-        timeout=120, message="campaign completed",
+        timeout=120,
+        message="campaign completed",
     )
     # 1 + 2 + 3 attempts; two conversations reached a person.
     assert done["calls_made"] == 6
     assert done["calls_connected"] == 2
     assert done["disposition_summary"] == {"interested": 2, "no_answer": 4}
 
-    leads = {lead["name"]: lead for lead in
-             api.get(f"/v1/campaigns/{cid}/leads").json()["data"]}
-    assert (leads["Ada"]["status"], leads["Ada"]["last_disposition"],
-            leads["Ada"]["attempts"]) == ("completed", "interested", 1)
-    assert (leads["Ben"]["status"], leads["Ben"]["last_disposition"],
-            leads["Ben"]["attempts"]) == ("completed", "interested", 2)
-    assert (leads["Cy"]["status"], leads["Cy"]["last_disposition"],
-            leads["Cy"]["attempts"]) == ("not_reachable", "not_reachable", 3)
+    leads = {lead["name"]: lead for lead in api.get(f"/v1/campaigns/{cid}/leads").json()["data"]}
+    assert (leads["Ada"]["status"], leads["Ada"]["last_disposition"], leads["Ada"]["attempts"]) == (
+        "completed",
+        "interested",
+        1,
+    )
+    assert (leads["Ben"]["status"], leads["Ben"]["last_disposition"], leads["Ben"]["attempts"]) == (
+        "completed",
+        "interested",
+        2,
+    )
+    assert (leads["Cy"]["status"], leads["Cy"]["last_disposition"], leads["Cy"]["attempts"]) == (
+        "not_reachable",
+        "not_reachable",
+        3,
+    )
     assert leads["Ada"]["variables"]["PLAN"] == "gold"
 
     # Signed webhook deliveries: every one verifies, and each lead's final state arrives.
@@ -92,8 +113,11 @@ def test_three_contact_campaign_end_to_end(api: httpx.Client, subscriber: Subscr
         return None
 
     latest = wait_until(final_states, timeout=60, message="final lead webhooks")
-    received = [r for r in subscriber.of_type("campaign.lead.updated")
-                if r.payload["data"]["campaign_id"] == cid]
+    received = [
+        r
+        for r in subscriber.of_type("campaign.lead.updated")
+        if r.payload["data"]["campaign_id"] == cid
+    ]
     assert all(r.verified for r in received), "every delivery must carry a valid signature"
     assert len({r.webhook_id for r in received}) == len(received), "one delivery per webhook-id"
     by_name = {d["name"]: d for d in latest.values()}
@@ -110,10 +134,15 @@ def test_three_contact_campaign_end_to_end(api: httpx.Client, subscriber: Subscr
 
 def test_bad_http_bodies_get_clear_problems(api: httpx.Client) -> None:
     agent = _agent(api)
-    r = api.post("/v1/campaigns", json={
-        "name": "Bad", "script_id": agent, "language": "en-US",
-        "contacts": [{"phone": "+12127363001"}, {"phone": "12345"}, {"name": "no phone"}],
-    })
+    r = api.post(
+        "/v1/campaigns",
+        json={
+            "name": "Bad",
+            "script_id": agent,
+            "language": "en-US",
+            "contacts": [{"phone": "+12127363001"}, {"phone": "12345"}, {"name": "no phone"}],
+        },
+    )
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     fields = [e["field"] for e in r.json()["errors"]]
@@ -124,12 +153,15 @@ def test_bad_http_bodies_get_clear_problems(api: httpx.Client) -> None:
     fields = {e["field"] for e in r.json()["errors"]}
     assert {"script_id", "language"} <= fields
 
-    r = api.post("/v1/campaigns", json={"name": "x", "script_id": "agt_missing",
-                                        "language": "en-US", "contacts": []})
+    r = api.post(
+        "/v1/campaigns",
+        json={"name": "x", "script_id": "agt_missing", "language": "en-US", "contacts": []},
+    )
     assert r.status_code == 422 and "script_id" in r.json()["detail"]
 
-    r = api.post("/v1/campaigns", content=b"{not json", headers={
-        "content-type": "application/json"})
+    r = api.post(
+        "/v1/campaigns", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422
 
     r = httpx.get(f"{api.base_url}/v1/campaigns")
@@ -139,8 +171,18 @@ def test_bad_http_bodies_get_clear_problems(api: httpx.Client) -> None:
     r = api.get("/v1/campaigns/cmp_doesnotexist")
     assert r.status_code == 404
 
-    r = api.post("/v1/campaigns", json={
-        "name": "past", "script_id": agent, "language": "en-US", "contacts": [],
-        "schedule": {"start_time": "2020-01-01T09:00:00", "end_time": "2020-01-01T18:00:00",
-                     "timezone": "Asia/Kolkata"}})
+    r = api.post(
+        "/v1/campaigns",
+        json={
+            "name": "past",
+            "script_id": agent,
+            "language": "en-US",
+            "contacts": [],
+            "schedule": {
+                "start_time": "2020-01-01T09:00:00",
+                "end_time": "2020-01-01T18:00:00",
+                "timezone": "Asia/Kolkata",
+            },
+        },
+    )
     assert r.status_code == 422 and "past" in r.json()["detail"]

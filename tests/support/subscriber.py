@@ -39,7 +39,7 @@ class Subscriber:
         sub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with sub._lock:
                     sub.attempts += 1
@@ -54,9 +54,13 @@ class Subscriber:
                             verified = True
                         except WebhookVerificationError:
                             verified = False
-                    sub.received.append(Received(
-                        webhook_id=self.headers.get("webhook-id", ""),
-                        payload=json.loads(body), verified=verified))
+                    sub.received.append(
+                        Received(
+                            webhook_id=self.headers.get("webhook-id", ""),
+                            payload=json.loads(body),
+                            verified=verified,
+                        )
+                    )
                 self.send_response(sub.status_code)
                 self.end_headers()
 

@@ -4,29 +4,38 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from outbound_core.ids import new_id
-
 from campaign_api.auth import Auth
 from campaign_api.problems import Problem
 from campaign_api.repository import ApiRepository
 from campaign_api.schemas import AgentIn
+from outbound_core.ids import new_id
 
 router = APIRouter(tags=["agents"])
 
 
 def _view(d: dict[str, Any]) -> dict[str, Any]:
-    return {"id": d["_id"], "name": d["name"], "language": d["language"],
-            "greeting": d["greeting"], "system_prompt": d["system_prompt"],
-            "voicemail_message": d["voicemail_message"],
-            "created_at": d["created_at"].isoformat().replace("+00:00", "Z")}
+    return {
+        "id": d["_id"],
+        "name": d["name"],
+        "language": d["language"],
+        "greeting": d["greeting"],
+        "system_prompt": d["system_prompt"],
+        "voicemail_message": d["voicemail_message"],
+        "created_at": d["created_at"].isoformat().replace("+00:00", "Z"),
+    }
 
 
 @router.post("/v1/agents", status_code=201, summary="Create a voice agent (script)")
 @router.post("/v1/scripts", status_code=201, include_in_schema=False)
 async def create_agent(body: AgentIn, who: Auth, request: Request) -> dict[str, Any]:
     repo: ApiRepository = request.app.state.repo
-    doc = {"_id": new_id("agt"), "workspace_id": who.workspace_id, "org_id": who.org_id,
-           **body.model_dump(), "created_at": request.app.state.runtime.clock.now()}
+    doc = {
+        "_id": new_id("agt"),
+        "workspace_id": who.workspace_id,
+        "org_id": who.org_id,
+        **body.model_dump(),
+        "created_at": request.app.state.runtime.clock.now(),
+    }
     await repo.insert_agent(doc)
     return _view(doc)
 

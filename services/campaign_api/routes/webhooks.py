@@ -16,10 +16,15 @@ async def _forward(request: Request, who: Auth, path: str) -> Response:
     client: httpx.AsyncClient = request.app.state.webhook_client
     try:
         upstream = await client.request(
-            request.method, f"/internal/v1/webhooks{path}", content=await request.body(),
+            request.method,
+            f"/internal/v1/webhooks{path}",
+            content=await request.body(),
             params=request.query_params,
-            headers={"X-Outbound-Org-Id": who.org_id, "X-Outbound-Workspace-Id": who.workspace_id,
-                     "Content-Type": request.headers.get("content-type", "application/json")},
+            headers={
+                "X-Outbound-Org-Id": who.org_id,
+                "X-Outbound-Workspace-Id": who.workspace_id,
+                "Content-Type": request.headers.get("content-type", "application/json"),
+            },
         )
     except httpx.HTTPError as exc:
         raise Problem(503, "Service unavailable", f"webhook service unreachable: {exc}") from exc
@@ -29,8 +34,11 @@ async def _forward(request: Request, who: Auth, path: str) -> Response:
         except ValueError:
             detail = upstream.text
         raise Problem(upstream.status_code, "Webhook request rejected", str(detail))
-    return Response(upstream.content, status_code=upstream.status_code,
-                    media_type=upstream.headers.get("content-type"))
+    return Response(
+        upstream.content,
+        status_code=upstream.status_code,
+        media_type=upstream.headers.get("content-type"),
+    )
 
 
 @router.post("", status_code=201, summary="Create a webhook endpoint (secret shown once)")

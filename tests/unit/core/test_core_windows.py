@@ -19,13 +19,17 @@ from outbound_core.windows import (
 )
 
 PROPS = settings(
-    max_examples=150, deadline=None, derandomize=True, database=None,
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 NY = ZoneInfo("America/New_York")
 ZONE_NAMES = sorted(
-    z for z in available_timezones() if not z.startswith(("SystemV/", "posix", "right/"))
-    and z not in ("Factory", "localtime")
+    z
+    for z in available_timezones()
+    if not z.startswith(("SystemV/", "posix", "right/")) and z not in ("Factory", "localtime")
 )
 TOLERANCE = timedelta(minutes=1)
 STEP = timedelta(minutes=7)
@@ -36,8 +40,9 @@ def utc(*args: int) -> datetime:
 
 
 def window(start: str, end: str, zone: str = "America/New_York", **kw: object) -> CallingWindow:
-    w = build_window(phone="+12125550123", contact_timezone=zone, hours_start=start,
-                     hours_end=end, **kw)  # type: ignore[arg-type]
+    w = build_window(
+        phone="+12125550123", contact_timezone=zone, hours_start=start, hours_end=end, **kw
+    )  # type: ignore[arg-type]
     assert isinstance(w, CallingWindow)
     return w
 
@@ -45,16 +50,25 @@ def window(start: str, end: str, zone: str = "America/New_York", **kw: object) -
 # --------------------------------------------------------------------------------- parse_hhmm
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("09:00", time(9, 0)), ("0900", time(9, 0)), (" 23:59 ", time(23, 59)),
-    ("00:00", time(0, 0)), ("24:00", time(0, 0)), ("2400", time(0, 0)), ("12:30", time(12, 30)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("09:00", time(9, 0)),
+        ("0900", time(9, 0)),
+        (" 23:59 ", time(23, 59)),
+        ("00:00", time(0, 0)),
+        ("24:00", time(0, 0)),
+        ("2400", time(0, 0)),
+        ("12:30", time(12, 30)),
+    ],
+)
 def test_parse_hhmm_accepts(text: str, expected: time) -> None:
     assert parse_hhmm(text) == expected
 
 
-@pytest.mark.parametrize("text", ["9:00", "25:00", "12:60", "24:01", "noon", "", "12:3", "123456",
-                                  "-1:00", "ab:cd"])
+@pytest.mark.parametrize(
+    "text", ["9:00", "25:00", "12:60", "24:01", "noon", "", "12:3", "123456", "-1:00", "ab:cd"]
+)
 def test_parse_hhmm_rejects_with_clear_message(text: str) -> None:
     with pytest.raises(ValueError, match="HH:MM"):
         parse_hhmm(text)
@@ -79,8 +93,9 @@ def test_alaska_number_maps_to_several_zones() -> None:
 
 
 def test_toll_free_number_window_is_the_intersection_of_many_zones() -> None:
-    w = build_window(phone="+18005551234", contact_timezone=None, hours_start="09:00",
-                     hours_end="20:00")
+    w = build_window(
+        phone="+18005551234", contact_timezone=None, hours_start="09:00", hours_end="20:00"
+    )
     assert isinstance(w, CallingWindow)
     assert len(w.zones) > 10
     singles = [CallingWindow(zones=(z,), start=w.start, end=w.end) for z in w.zones]
@@ -95,11 +110,13 @@ def test_toll_free_number_window_is_the_intersection_of_many_zones() -> None:
 
 
 def test_contact_timezone_beats_number_and_campaign_timezone_beats_both() -> None:
-    zones = resolve_zones(phone="+19075551234", contact_timezone="Europe/Paris",
-                          campaign_timezone=None)
+    zones = resolve_zones(
+        phone="+19075551234", contact_timezone="Europe/Paris", campaign_timezone=None
+    )
     assert zones == (ZoneInfo("Europe/Paris"),)
-    zones = resolve_zones(phone="+19075551234", contact_timezone="Europe/Paris",
-                          campaign_timezone="Asia/Tokyo")
+    zones = resolve_zones(
+        phone="+19075551234", contact_timezone="Europe/Paris", campaign_timezone="Asia/Tokyo"
+    )
     assert zones == (ZoneInfo("Asia/Tokyo"),)
 
 
@@ -112,19 +129,31 @@ def test_unknown_timezone_fails_closed(phone: str) -> None:
 
 @pytest.mark.parametrize("tz", ["Mars/Olympus_Mons", "America/Nowhere", "../etc/passwd"])
 def test_invalid_timezone_fails_closed(tz: str) -> None:
-    w = build_window(phone="+12125550123", contact_timezone=tz, hours_start="09:00",
-                     hours_end="20:00")
+    w = build_window(
+        phone="+12125550123", contact_timezone=tz, hours_start="09:00", hours_end="20:00"
+    )
     assert isinstance(w, Closed)
     assert w.reason == "invalid_timezone"
-    w = build_window(phone="+12125550123", contact_timezone=None, campaign_timezone=tz,
-                     hours_start="09:00", hours_end="20:00")
+    w = build_window(
+        phone="+12125550123",
+        contact_timezone=None,
+        campaign_timezone=tz,
+        hours_start="09:00",
+        hours_end="20:00",
+    )
     assert isinstance(w, Closed) and w.reason == "invalid_timezone"
 
 
 def test_build_window_passes_settings_through() -> None:
     nb, na = utc(2026, 3, 2), utc(2026, 4, 1)
-    w = window("0900", "20:00", weekdays=[0, 1], blackout_dates=[date(2026, 3, 3)],
-               not_before=nb, not_after=na)
+    w = window(
+        "0900",
+        "20:00",
+        weekdays=[0, 1],
+        blackout_dates=[date(2026, 3, 3)],
+        not_before=nb,
+        not_after=na,
+    )
     assert w.start == time(9) and w.end == time(20)
     assert w.weekdays == frozenset({0, 1})
     assert w.blackout_dates == frozenset({date(2026, 3, 3)})
@@ -145,7 +174,8 @@ def test_simple_day_window_in_new_york() -> None:
     at = datetime(2026, 3, 2, 12, 0, tzinfo=NY)
     assert w.next_open(at) == at
     assert w.next_open(datetime(2026, 3, 2, 20, 0, tzinfo=NY)) == datetime(
-        2026, 3, 3, 9, 0, tzinfo=NY)
+        2026, 3, 3, 9, 0, tzinfo=NY
+    )
 
 
 def test_spring_forward_window_starting_in_the_skipped_hour() -> None:
@@ -192,9 +222,12 @@ def test_fall_back_day_window_length() -> None:
     assert not w.is_open(start + timedelta(hours=4))
 
 
-@pytest.mark.xfail(reason="BUG: next_open only considers daily start instants, so a window "
-                   "re-opened by the fall-back repeated hour (end inside 01:00–02:00) is "
-                   "missed although is_open is true there", strict=True)
+@pytest.mark.xfail(
+    reason="BUG: next_open only considers daily start instants, so a window "
+    "re-opened by the fall-back repeated hour (end inside 01:00–02:00) is "
+    "missed although is_open is true there",
+    strict=True,
+)
 def test_fall_back_reopening_is_found_by_next_open() -> None:
     w = window("22:00", "01:30")
     at = utc(2026, 11, 1, 5, 45)  # 01:45 EDT: closed
@@ -213,7 +246,8 @@ def test_midnight_crossing_window_belongs_to_the_evening_it_started() -> None:
     assert not w.is_open(datetime(2026, 3, 7, 21, 0, tzinfo=NY))  # Saturday evening
     assert not w.is_open(datetime(2026, 3, 6, 1, 0, tzinfo=NY))  # Thursday's night
     assert w.next_open(datetime(2026, 3, 7, 12, 0, tzinfo=NY)) == datetime(
-        2026, 3, 13, 20, 0, tzinfo=NY)
+        2026, 3, 13, 20, 0, tzinfo=NY
+    )
 
 
 def test_midnight_crossing_window_blackout_uses_evening_date() -> None:
@@ -223,7 +257,8 @@ def test_midnight_crossing_window_blackout_uses_evening_date() -> None:
     assert w.is_open(datetime(2026, 3, 6, 1, 0, tzinfo=NY))  # the 5th's window
     assert w.is_open(datetime(2026, 3, 7, 20, 0, tzinfo=NY))
     assert w.next_open(datetime(2026, 3, 6, 19, 0, tzinfo=NY)) == datetime(
-        2026, 3, 7, 20, 0, tzinfo=NY)
+        2026, 3, 7, 20, 0, tzinfo=NY
+    )
 
 
 def test_weekdays_skip_the_weekend() -> None:
@@ -241,9 +276,12 @@ def test_equal_start_and_end_means_all_day() -> None:
     assert w.next_open(at) == at
 
 
-@pytest.mark.xfail(reason="BUG: an all-day window (start == end) opens at local midnight of an "
-                   "allowed day, but next_open only proposes the daily start time, so it returns "
-                   "09:00 instead of 00:00", strict=True)
+@pytest.mark.xfail(
+    reason="BUG: an all-day window (start == end) opens at local midnight of an "
+    "allowed day, but next_open only proposes the daily start time, so it returns "
+    "09:00 instead of 00:00",
+    strict=True,
+)
 def test_all_day_window_with_weekdays_next_open_is_midnight() -> None:
     w = window("09:00", "09:00", weekdays=[1])  # Tuesdays only
     monday = datetime(2026, 3, 2, 12, 0, tzinfo=NY)
@@ -272,14 +310,16 @@ def test_schedule_bounds() -> None:
     assert w.next_open(na) is None
     assert w.next_open(na + timedelta(days=1)) is None
     assert w.next_open(datetime(2026, 3, 5, 21, 0, tzinfo=NY)) == datetime(
-        2026, 3, 6, 9, 0, tzinfo=NY)
+        2026, 3, 6, 9, 0, tzinfo=NY
+    )
 
 
 def test_not_before_at_night_opens_at_next_start() -> None:
     nb = datetime(2026, 3, 4, 22, 0, tzinfo=NY)
     w = window("09:00", "20:00", not_before=nb)
     assert w.next_open(datetime(2026, 3, 2, 10, 0, tzinfo=NY)) == datetime(
-        2026, 3, 5, 9, 0, tzinfo=NY)
+        2026, 3, 5, 9, 0, tzinfo=NY
+    )
 
 
 def test_schedule_end_before_next_start_gives_none() -> None:
@@ -316,7 +356,10 @@ def _assert_first(w: CallingWindow, at: datetime, r: datetime) -> None:
 @given(zones=zones_st, start=times_of_day, end=times_of_day, days=weekday_sets, at=instants)
 @PROPS
 def test_next_open_is_open_and_first(
-    zones: tuple[ZoneInfo, ...], start: time, end: time, days: frozenset[int] | None,
+    zones: tuple[ZoneInfo, ...],
+    start: time,
+    end: time,
+    days: frozenset[int] | None,
     at: datetime,
 ) -> None:
     w = CallingWindow(zones=zones, start=start, end=end, weekdays=days)
@@ -333,16 +376,21 @@ def test_next_open_is_open_and_first(
     _assert_first(w, at, r)
 
 
-@given(zone=st.sampled_from(ZONE_NAMES), start=times_of_day, end=times_of_day, at=instants,
-       nb_hours=st.integers(-48, 24 * 12), span_hours=st.integers(1, 24 * 10))
+@given(
+    zone=st.sampled_from(ZONE_NAMES),
+    start=times_of_day,
+    end=times_of_day,
+    at=instants,
+    nb_hours=st.integers(-48, 24 * 12),
+    span_hours=st.integers(1, 24 * 10),
+)
 @PROPS
 def test_next_open_respects_schedule(
     zone: str, start: time, end: time, at: datetime, nb_hours: int, span_hours: int
 ) -> None:
     nb = at + timedelta(hours=nb_hours, minutes=11)
     na = nb + timedelta(hours=span_hours)
-    w = CallingWindow(zones=(ZoneInfo(zone),), start=start, end=end, not_before=nb,
-                      not_after=na)
+    w = CallingWindow(zones=(ZoneInfo(zone),), start=start, end=end, not_before=nb, not_after=na)
     r = w.next_open(at)
     if r is None:
         return
@@ -351,8 +399,13 @@ def test_next_open_respects_schedule(
     _assert_first(w, at, r)
 
 
-@given(zones=st.lists(st.sampled_from(ZONE_NAMES), min_size=2, max_size=4, unique=True),
-       start=times_of_day, end=times_of_day, days=weekday_sets, at=instants)
+@given(
+    zones=st.lists(st.sampled_from(ZONE_NAMES), min_size=2, max_size=4, unique=True),
+    start=times_of_day,
+    end=times_of_day,
+    days=weekday_sets,
+    at=instants,
+)
 @PROPS
 def test_multi_zone_window_is_the_intersection(
     zones: list[str], start: time, end: time, days: frozenset[int] | None, at: datetime
