@@ -34,17 +34,17 @@ test-e2e: install
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff format --check libs services tests
-	$(VENV)/bin/ruff check libs services tests
+	$(VENV)/bin/ruff format --check libs services tests benchmarks
+	$(VENV)/bin/ruff check libs services tests benchmarks
 
 typecheck: install
-	$(VENV)/bin/mypy libs/outbound_core services
+	$(VENV)/bin/mypy libs/outbound_core services benchmarks
 
 check: lint typecheck test  ## ruff + mypy --strict + tests
 
 format: install
-	$(VENV)/bin/ruff format libs services tests
-	$(VENV)/bin/ruff check --fix libs services tests
+	$(VENV)/bin/ruff format libs services tests benchmarks
+	$(VENV)/bin/ruff check --fix libs services tests benchmarks
 
 docs: install  ## regenerate docs/asyncapi.yaml and the configuration reference from the code
 	$(PY) -m outbound_core.asyncapi > docs/asyncapi.yaml

@@ -1,0 +1,43 @@
+"""``make bench``: every benchmark of the project, run against one embedded (or external) stack,
+written as a table to ``docs/benchmarks.md``.
+
+A benchmark is a module listed in :data:`MODULES` with ``async def run(ctx: Context) ->
+list[Result]``. Figures are ratios or percentiles measured within one run, because the machine
+is shared and noisy; each result states its target and whether it was met."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MODULES: list[str] = [
+    "benchmarks.bench_floor",
+]
+
+
+@dataclass
+class Context:
+    kafka_url: str
+    mongo_url: str
+    data_dir: str
+    quick: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    benchmark: str
+    metric: str
+    value: float
+    unit: str
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
