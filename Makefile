@@ -34,8 +34,8 @@ test-e2e: install
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff format --check libs services tests benchmarks
-	$(VENV)/bin/ruff check libs services tests benchmarks
+	$(VENV)/bin/ruff format --check libs services tests benchmarks deploy
+	$(VENV)/bin/ruff check libs services tests benchmarks deploy
 
 typecheck: install
 	$(VENV)/bin/mypy libs/outbound_core services benchmarks
