@@ -38,7 +38,7 @@ lint: install
 	$(VENV)/bin/ruff check libs services tests benchmarks deploy
 
 typecheck: install
-	$(VENV)/bin/mypy libs/outbound_core services benchmarks
+	$(VENV)/bin/mypy libs/outbound_core libs/outbound_cli services benchmarks
 
 check: lint typecheck test  ## ruff + mypy --strict + tests
 

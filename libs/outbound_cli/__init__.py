@@ -1,0 +1,1 @@
+"""``outbound``: the operator command line (campaigns from CSV, control, watch, dry-run)."""
