@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-unit test-e2e check lint typecheck format docs bench clean
+
+.PHONY: install browser run test test-unit test-e2e check lint typecheck format docs bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -24,7 +25,12 @@ install: $(SYNCED)  ## create .venv from the lock file
 run: install  ## the whole system on the embedded broker and database
 	$(PY) -m outbound_core.devstack
 
-test: install  ## unit, integration and end-to-end tests (the e2e tests start their own stack)
+browser:  ## Debian's Chromium for the console's browser test (Playwright drives it)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get) for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser  ## unit, integration and end-to-end tests (the e2e tests start their own stack)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install

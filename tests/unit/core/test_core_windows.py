@@ -19,7 +19,7 @@ from outbound_core.windows import (
 )
 
 PROPS = settings(
-    max_examples=150,
+    max_examples=80,
     deadline=None,
     derandomize=True,
     database=None,

@@ -1,0 +1,107 @@
+"""The web console in a real headless browser (Debian's Chromium driven by Playwright): sign in
+with an API key, open a campaign, start it, watch the KPIs update live, pause it, and check
+screenshots of the campaign page before and after the live update."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from outbound_core.devstack import DevStack
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Any:
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def _variance(png: bytes) -> int:
+    """How many distinct byte values the image has: a blank page has very few."""
+    return len(set(png[200:]))
+
+
+def test_console_campaign_page_updates_live(
+    stack: DevStack, api: httpx.Client, page: Any, tmp_path: Path
+) -> None:
+    agent = api.post("/v1/agents", json={"name": "Console", "language": "en-US"}).json()["id"]
+    contacts = [
+        {
+            "phone": f"+1212736{5000 + i}",
+            "name": f"Lead {i}",
+            "sim_outcomes": "interested" if i % 2 else "no_answer",
+        }
+        for i in range(6)
+    ]
+    campaign = api.post(
+        "/v1/campaigns",
+        json={
+            "name": "Console campaign",
+            "script_id": agent,
+            "language": "en-US",
+            "contacts": contacts,
+            "max_attempts": 5,
+            "retry_interval_minutes": 1440,
+            "calling_hours": {"start": "00:00", "end": "00:00"},
+        },
+    ).json()
+
+    page.goto(f"{stack.api_url}/console/")
+    page.fill("#key", stack.api_key)
+    page.click("#login button")
+    page.click(f"#campaigns tr[data-id='{campaign['id']}']")
+    page.wait_for_selector("#c-status.scheduled")
+    assert page.text_content("#k-made") == "0"
+    assert page.locator("#leads tbody tr").count() == 6
+    before = page.screenshot(path=str(tmp_path / "before.png"), full_page=True)
+
+    page.click(".actions button[data-action='start']")
+    page.wait_for_selector("#c-status.running")
+    # Live: the KPI cards and the lead table change without reloading the page.
+    page.wait_for_function(
+        "Number(document.querySelector('#k-made').textContent) >= 6", timeout=60_000
+    )
+    page.wait_for_function(
+        "document.querySelector('#k-interested').textContent === '3'", timeout=60_000
+    )
+    assert "completed" in page.text_content("#leads tbody")
+    after = page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
+    assert before != after
+    assert _variance(after) > 50
+
+    page.click(".actions button[data-action='pause']")
+    page.wait_for_selector("#c-status.paused")
+    assert api.get(f"/v1/campaigns/{campaign['id']}").json()["status"] == "paused"
+
+    page.click("#leads tbody tr >> nth=0")
+    page.wait_for_selector("#h-history:not([hidden])")
+
+    page.click("#home")
+    page.wait_for_selector("#list-view:not([hidden])")
+    assert "Console campaign" in page.text_content("#campaigns")
