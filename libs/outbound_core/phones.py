@@ -10,8 +10,10 @@ import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
 UNKNOWN_TIMEZONE = "Etc/Unknown"
-# Phone-like: 8–15 contiguous digits (optionally after "+"), not part of a word or a date.
-_PHONE_RE = re.compile(r"(?<![\w.:-])\+?\d{8,15}(?![\w:-])")
+# Phone-like: a run of 8 or more digits (optionally after "+") that is not part of a word; dates
+# and times never have such runs, so they stay readable.
+_PHONE_RE = re.compile(r"(?<![\w.])\+?\d{8,}(?!\w)")
+E164_MAX_DIGITS = 15
 
 
 class InvalidPhone(ValueError):
@@ -36,7 +38,10 @@ def normalize_e164(raw: str, *, default_region: str | None = None) -> str:
         raise InvalidPhone(f"{mask_phone(text)} cannot be parsed: {exc}") from exc
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhone(f"{mask_phone(text)} is not a valid phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) - 1 > E164_MAX_DIGITS:
+        raise InvalidPhone(f"{mask_phone(text)} has more than {E164_MAX_DIGITS} digits")
+    return e164
 
 
 @lru_cache(maxsize=65536)
@@ -53,9 +58,11 @@ def timezones_for_number(e164: str) -> tuple[str, ...]:
 def mask_phone(value: str) -> str:
     """Keep the country-ish prefix and the last two digits: ``+1212*****67``."""
     digits = re.sub(r"\D", "", value)
-    if len(digits) < 6:
-        return "*" * len(digits)
     plus = "+" if value.strip().startswith("+") else ""
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    if len(digits) <= 8:  # too short to show a prefix as well: only the last two digits
+        return f"{plus}{'*' * (len(digits) - 2)}{digits[-2:]}"
     return f"{plus}{digits[:4]}{'*' * (len(digits) - 6)}{digits[-2:]}"
 
 

@@ -69,6 +69,7 @@ async def test_consumer_retries_transient_errors_and_deadletters_persistent_ones
     bus = EventBus(broker=broker, producer=settings.service_name, now=settings.clock().now)
     calls: dict[str, int] = {}
     handled: list[str] = []
+    last_handled = asyncio.Event()
 
     async def handler(env: Envelope, payload: CampaignDrained) -> None:
         calls[payload.campaign_id] = calls.get(payload.campaign_id, 0) + 1
@@ -77,6 +78,8 @@ async def test_consumer_retries_transient_errors_and_deadletters_persistent_ones
         if payload.campaign_id.startswith("bug"):
             raise ValueError("a bug in the handler")  # retried 3 times, then dead-lettered
         handled.append(payload.campaign_id)
+        if payload.campaign_id.startswith("ok"):
+            last_handled.set()
 
     Consumer(
         broker=broker,
@@ -96,9 +99,7 @@ async def test_consumer_retries_transient_errors_and_deadletters_persistent_ones
                 org_id="org_t",
                 workspace_id="ws_t",
             )
-        async with asyncio.timeout(60):
-            while f"ok-{marker}" not in handled:
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(last_handled.wait(), 60)
     finally:
         await broker.stop()
     assert handled == [f"flaky-{marker}", f"ok-{marker}"]  # in order, none lost, once each
