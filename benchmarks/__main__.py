@@ -8,6 +8,7 @@ import importlib
 import os
 import platform
 import shlex
+import signal
 import sys
 import tempfile
 import traceback
@@ -87,7 +88,13 @@ async def _run(ctx: Context, names: list[str]) -> list[Result]:
     return results
 
 
+def _exit_on_sigterm(_sig: int, _frame: object) -> None:
+    # Turn SIGTERM into an exception so the finally blocks stop every process we started.
+    raise SystemExit(143)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser()
     parser.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")

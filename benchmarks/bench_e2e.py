@@ -1,0 +1,157 @@
+"""End-to-end campaign benchmark on the real services: N contacts, S slots, zero-length calls.
+
+Reports attempts per second sustained, total time, slot utilisation while eligible work exists,
+and "slot freed → next call placed" (from the allocator's lease records and the simulator's
+record of every call that reached the phone network), next to the floor measured in the same
+run: two produce→consume round trips on the same broker."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from benchmarks import Context, Result, percentile
+from benchmarks.bench_floor import _round_trips
+from outbound_core.clock import utc
+from outbound_core.devstack import DevStack
+
+
+def _contacts(n: int) -> list[dict[str, str]]:
+    # Valid New York numbers, all distinct.
+    return [
+        {"phone": f"+1212{7360000 + i:07d}", "name": f"c{i}", "sim_outcomes": "no_answer"}
+        for i in range(n)
+    ]
+
+
+async def _measure(ctx: Context, stack: DevStack, n: int, slots: int) -> list[Result]:
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=120) as http:
+        agent = await http.post("/v1/agents", json={"name": "bench", "language": "en-US"})
+        body = {
+            "name": "bench",
+            "script_id": agent.json()["id"],
+            "language": "en-US",
+            "contacts": _contacts(n),
+            "calling_hours": {"start": "00:00", "end": "00:00"},
+        }
+        created = await http.post("/v1/campaigns", json=body)
+        created.raise_for_status()
+        cid = created.json()["id"]
+        started = time.time()
+        (await http.patch(f"/v1/campaigns/{cid}", json={"action": "start"})).raise_for_status()
+        while True:
+            c = (await http.get(f"/v1/campaigns/{cid}")).json()
+            if c["status"] == "completed":
+                break
+            if time.time() - started > 900:
+                raise TimeoutError(f"campaign not completed after 900 s: {c}")
+            await asyncio.sleep(0.5)
+    total = time.time() - started
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(ctx.mongo_url, tz_aware=True)
+    try:
+        sims = client["outbound_simulator"]["sim_calls"].find({}, {"placed_at": 1})
+        placed = sorted([utc(d["placed_at"]).timestamp() async for d in sims])
+        leases = [
+            d
+            async for d in client["outbound_slot_allocator"]["leases"].find(
+                {}, {"granted_at": 1, "ended_at": 1}
+            )
+        ]
+    finally:
+        await client.close()
+    grants = sorted(utc(d["granted_at"]).timestamp() for d in leases)
+    ends = sorted(utc(d["ended_at"]).timestamp() for d in leases if d.get("ended_at"))
+    span = placed[-1] - placed[0] if len(placed) > 1 else float("nan")
+    # Slot utilisation while eligible work existed: the work is queued from the first grant
+    # until the last grant; the held slot-seconds over that span, over the slots available.
+    busy = sum(
+        min(e, grants[-1]) - g
+        for g, e in (
+            (utc(d["granted_at"]).timestamp(), utc(d["ended_at"]).timestamp())
+            for d in leases
+            if d.get("ended_at")
+        )
+        if g < grants[-1]
+    )
+    window = grants[-1] - grants[0]
+    utilisation = busy / (slots * window) if window > 0 else float("nan")
+    # For each freed slot while work remained: time until the next call reached the network.
+    gaps = []
+    for e in ends:
+        if e >= grants[-1]:
+            break
+        i = bisect.bisect_right(placed, e)
+        if i < len(placed):
+            gaps.append((placed[i] - e) * 1000)
+    floor = await _round_trips(ctx, 60)
+    two = [a + b for a, b in zip(floor[::2], floor[1::2], strict=False)]
+    label = f"{n:,} contacts, {slots} slots"
+    return [
+        Result("e2e campaign", f"attempts/s sustained ({label})", len(placed) / span, "1/s"),
+        Result("e2e campaign", f"total time ({label})", total, "s"),
+        Result(
+            "e2e campaign",
+            f"calls placed ({label})",
+            len(placed),
+            "calls",
+            f"= {n}",
+            len(placed) == n,
+        ),
+        Result(
+            "e2e campaign",
+            "slot utilisation while work was queued",
+            utilisation * 100,
+            "%",
+            "≥ 99%",
+            utilisation >= 0.99,
+        ),
+        Result(
+            "e2e campaign",
+            "slot freed → next call placed p50",
+            percentile(gaps, 50),
+            "ms",
+            "≤ 5 ms",
+            percentile(gaps, 50) <= 5,
+        ),
+        Result(
+            "e2e campaign",
+            "slot freed → next call placed p99",
+            percentile(gaps, 99),
+            "ms",
+            "≤ 25 ms",
+            percentile(gaps, 99) <= 25,
+        ),
+        Result("e2e campaign", "floor: two broker hops p50", percentile(two, 50), "ms"),
+        Result("e2e campaign", "floor: two broker hops p99", percentile(two, 99), "ms"),
+    ]
+
+
+async def run(ctx: Context) -> list[Result]:
+    n, slots = (1_000, 100) if ctx.quick else (10_000, 500)
+    stack = DevStack(
+        data_dir=Path(ctx.data_dir) / "e2e",
+        api_key=f"ob_bench_{secrets.token_urlsafe(12)}",
+        kafka_url=ctx.kafka_url,
+        mongo_url=ctx.mongo_url,
+        free_ports=True,
+        extra_env={
+            "SLOT_ALLOCATOR_DEFAULT_ORG_SLOTS": str(slots),
+            "DIALER_SIM_RING_SECONDS_MIN": "0",
+            "DIALER_SIM_RING_SECONDS_MAX": "0",
+            "OUTBOUND_LOG_LEVEL": "WARNING",
+            "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+        },
+    )
+    await asyncio.to_thread(stack.start)
+    try:
+        return await _measure(ctx, stack, n, slots)
+    finally:
+        await asyncio.to_thread(stack.stop)
