@@ -160,3 +160,38 @@ async def test_dead_endpoint_does_not_delay_another(world: World) -> None:
         await world.lead(f"tsk_{i}", 1)
     await world.drain(5)
     assert len(world.answers.sent("/ok")) == 30
+
+
+async def test_resend_and_disable_failing_on_the_real_database(world: World) -> None:
+    sid = await world.add_sub("/down")
+    world.answers.responses["/down"] = [503] * 7
+    await world.lead("tsk_1", 1)
+    for _ in range(8):
+        await world.drain(3)
+        world.clock.t += timedelta(hours=11)
+    [dead] = await world.repo.list_deliveries(subscription_id=sid, limit=10, status="dead")
+    assert await world.repo.list_deliveries(subscription_id=sid, limit=10, status="pending") == []
+    sub = await world.repo.subscription_by_id(subscription_id=sid)
+    assert sub is not None and sub["failing_since"] is not None
+    assert sub["status"] == "active"  # failing for ~3 days: not yet disabled
+
+    assert await world.repo.dead_ids(subscription_id=sid, limit=10) == [dead["_id"]]
+    resent = await world.repo.resend(
+        subscription_id=sid, delivery_id=dead["_id"], now=world.clock.now()
+    )
+    assert resent is not None and resent["status"] == "pending"
+    assert (
+        await world.repo.resend(subscription_id=sid, delivery_id=dead["_id"], now=world.clock.now())
+        is None
+    )  # already pending again
+    await world.drain(3)
+    done = await world.repo.get_delivery(delivery_id=dead["_id"])
+    assert done is not None
+    assert (done["status"], done["attempt_count"], done["resend_count"]) == ("succeeded", 8, 1)
+    sub = await world.repo.subscription_by_id(subscription_id=sid)
+    assert sub is not None and sub["failing_since"] is None
+
+    assert await world.repo.disable_failing(subscription_id=sid, at=world.clock.now())
+    assert not await world.repo.disable_failing(subscription_id=sid, at=world.clock.now())
+    sub = await world.repo.subscription_by_id(subscription_id=sid)
+    assert sub is not None and (sub["status"], sub["enabled"]) == ("disabled_failing", False)
