@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 Doc = dict[str, Any]
 
@@ -141,6 +141,17 @@ class WebhookRepository:
             return True
         except DuplicateKeyError:
             return False
+
+    async def insert_deliveries(self, *, docs: list[Doc]) -> int:
+        """Store deliveries, skipping those that already exist; returns how many were new."""
+        try:
+            res = await self.deliveries.insert_many(docs, ordered=False)
+            return len(res.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            return int(exc.details.get("nInserted", 0))
 
     async def exists(self, *, delivery_id: str) -> bool:
         return await self.deliveries.find_one({"_id": delivery_id}, {"_id": 1}) is not None

@@ -53,6 +53,9 @@ class FakeRepo:
         self.dels[doc["_id"]] = copy.deepcopy(doc)
         return True
 
+    async def insert_deliveries(self, *, docs: list[Doc]) -> int:
+        return sum([await self.insert_delivery(doc=d) for d in docs])
+
     async def exists(self, *, delivery_id: str) -> bool:
         return delivery_id in self.dels
 
