@@ -158,7 +158,7 @@ async def _scenario(
         await producer.flush()
         receiver.expected = expected
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(receiver.done.wait(), timeout=90)
+            await asyncio.wait_for(receiver.done.wait(), timeout=60)
         got = receiver.ok_count()
         elapsed = max(receiver.last_at - started, 1e-9)
         lat = [x for v in receiver.latencies.values() for x in v]
@@ -198,11 +198,9 @@ async def _scenario(
 
 async def run(ctx: Context) -> list[Result]:
     tag = uuid.uuid4().hex[:6]
-    one = await _scenario(
-        ctx, tag=f"{tag}a", endpoints=1, leads=50 if ctx.quick else 100, changes=3
-    )
+    one = await _scenario(ctx, tag=f"{tag}a", endpoints=1, leads=20 if ctx.quick else 60, changes=2)
     many = await _scenario(
-        ctx, tag=f"{tag}b", endpoints=100, leads=5 if ctx.quick else 20, changes=1
+        ctx, tag=f"{tag}b", endpoints=100, leads=2 if ctx.quick else 5, changes=1
     )
     ctx.notes.append(
         "bench_webhooks: the webhook service runs as its own process with default settings "
