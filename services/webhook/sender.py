@@ -67,9 +67,9 @@ class Sender:
         cap = self.settings.per_endpoint_concurrency
         now = self.clock.now()
         saturated = [s for s, n in self._per_sub.items() if n >= cap]
-        # Read only about as many as can start: on the embedded database every returned
-        # document costs, and this runs after every finished attempt.
-        limit = min(self.settings.sender_batch_size, max(2 * free, 16))
+        # Read only a few: on the embedded database every returned document costs, and this
+        # runs again after every finished attempt, so a short read keeps the pipeline moving.
+        limit = min(self.settings.sender_batch_size, free + cap, 32)
         due = await self.repo.due(now=now, limit=limit, exclude=saturated)
         # Choose in memory first (one per key, within the caps), reserving the key and the
         # endpoint's share; then check order and claim the chosen ones concurrently: on the
