@@ -69,24 +69,36 @@ class Sender:
         saturated = [s for s, n in self._per_sub.items() if n >= cap]
         # Read only a few: on the embedded database every returned document costs, and this
         # runs again after every finished attempt, so a short read keeps the pipeline moving.
-        limit = min(self.settings.sender_batch_size, free + cap, 32)
+        limit = min(self.settings.sender_batch_size, free + cap, 64)
         due = await self.repo.due(now=now, limit=limit, exclude=saturated)
         # Choose in memory first (one per key, within the caps), reserving the key and the
         # endpoint's share; then check order and claim the chosen ones concurrently: on the
         # embedded database each check is a round trip of a few milliseconds.
         chosen: list[Doc] = []
+        waiting: list[Doc] = []
         for d in due:
             if len(chosen) >= free:
                 break
             key = (d["subscription_id"], d["order_key"])
-            if d["_id"] in self._tasks or key in self._keys:
+            if d["_id"] in self._tasks:
+                continue
+            if key in self._keys:
+                # Behind a delivery of its key that is being sent: out of the due window until
+                # that one finishes and wakes it, so it never hides other endpoints' deliveries.
+                waiting.append(d)
                 continue
             if self._per_sub[key[0]] >= cap:
                 continue
             self._reserve(key)
             chosen.append(d)
-        if chosen:
-            await asyncio.gather(*(self._try_start(d, now) for d in chosen))
+        until = self._claim_until(now)
+        await asyncio.gather(
+            *(self._try_start(d, now) for d in chosen),
+            *(
+                self.repo.defer(delivery_id=d["_id"], version=d.get("version", 0), until=until)
+                for d in waiting
+            ),
+        )
 
     def _reserve(self, key: tuple[str, str]) -> None:
         self._keys.add(key)

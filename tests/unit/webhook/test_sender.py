@@ -274,3 +274,19 @@ async def test_a_success_clears_the_failing_run(world: Any) -> None:
     clock.t += timedelta(seconds=10)
     await drain(sender, 3)
     assert repo.subs["wh_a"]["failing_since"] is None
+
+
+async def test_deliveries_queued_behind_a_hanging_send_do_not_hide_other_endpoints(
+    world: Any,
+) -> None:
+    repo, sender, handlers, sub, clock = world
+    sender.settings = WebhookSettings(allow_private_urls=True, sender_batch_size=4)
+    add_sub(repo, "wh_slow", "http://127.0.0.1:9/slow", ["campaign.lead.updated"])
+    sub.hang.add("http://127.0.0.1:9/slow")
+    for seq in range(1, 13):  # one lead's changes, all due, all behind the hanging first one
+        await handlers.on_lead_updated(*lead_env(clock, "tsk_1", seq))
+    add_sub(repo, "wh_fast", "http://127.0.0.1:9/fast", ["campaign.lead.updated"])
+    await handlers.on_lead_updated(*lead_env(clock, "tsk_2", 1))
+    await drain(sender, 10)
+    assert [r.url.path for r in sub.requests] == ["/fast"]
+    await sender.close()
