@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 MODULES: list[str] = [
     "benchmarks.bench_floor",
     "benchmarks.bench_e2e",
+    "benchmarks.bench_webhooks",
 ]
 
 

@@ -4,10 +4,10 @@ arrives in the ``X-Outbound-Org-Id`` / ``X-Outbound-Workspace-Id`` headers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -21,6 +21,8 @@ from webhook.sender import Sender
 from webhook.settings import WebhookSettings
 from webhook.signing import new_secret
 from webhook.urlsafety import UnsafeURL, check_url
+
+DeliveryStatus = Literal["pending", "succeeded", "failed", "dead"]
 
 
 class WebhookCreate(BaseModel):
@@ -47,13 +49,36 @@ class WebhookOut(BaseModel):
     events: list[str]
     enabled: bool
     description: str
-    status: str = Field(description="active, disabled, or disabled_gone (subscriber sent 410).")
+    status: str = Field(
+        description="active; disabled (by you); disabled_gone (the subscriber answered 410); "
+        "disabled_failing (deliveries failed for longer than the configured limit). PATCH "
+        '{"enabled": true} re-activates it.'
+    )
+    failing_since: datetime | None = Field(
+        None, description="Start of the current run of failed deliveries, if any."
+    )
+    previous_secret_expires_at: datetime | None = Field(
+        None, description="Until then, deliveries also carry a signature with the previous secret."
+    )
     created_at: datetime
     updated_at: datetime | None = None
 
 
 class WebhookCreated(WebhookOut):
     secret: str = Field(description="Standard Webhooks signing secret; shown only once.")
+
+
+class SecretRotated(BaseModel):
+    id: str
+    secret: str = Field(description="The new signing secret; shown only once.")
+    previous_secret_expires_at: datetime = Field(
+        description="Until then every delivery carries two signatures (new and previous secret)."
+    )
+
+
+class ResendOut(BaseModel):
+    resent: int
+    delivery_ids: list[str]
 
 
 class AttemptOut(BaseModel):
@@ -73,8 +98,12 @@ class DeliveryOut(BaseModel):
     msg_id: str
     order_key: str
     seq: int
-    status: str = Field(description="pending, succeeded, failed (gone/cancelled) or dead.")
+    status: str = Field(
+        description="pending, succeeded, failed (the endpoint answered 410) or dead (retries "
+        "exhausted, or the endpoint disabled or deleted); dead ones can be re-sent."
+    )
     attempt_count: int = 0
+    resend_count: int = 0
     attempts: list[AttemptOut] = Field(default_factory=list)
     next_attempt_at: datetime | None = None
     last_status_code: int | None = None
@@ -113,6 +142,8 @@ def webhook_out(doc: Doc) -> WebhookOut:
                 "enabled",
                 "description",
                 "status",
+                "failing_since",
+                "previous_secret_expires_at",
                 "created_at",
                 "updated_at",
             )
@@ -147,7 +178,11 @@ def build_router(
 
     async def checked_url(url: str) -> str:
         try:
-            await check_url(url.strip(), allow_private=settings.allow_private_urls)
+            await check_url(
+                url.strip(),
+                allow_private=settings.allow_private_urls,
+                require_https=settings.require_https,
+            )
         except UnsafeURL as exc:
             raise HTTPException(422, str(exc)) from exc
         return url.strip()
@@ -207,6 +242,8 @@ def build_router(
         if body.enabled is not None:
             changes["enabled"] = body.enabled
             changes["status"] = "active" if body.enabled else "disabled"
+            if body.enabled:
+                changes["failing_since"] = None
         doc = await repo.update_subscription(
             workspace_id=t.workspace_id, subscription_id=webhook_id, changes=changes
         )
@@ -222,12 +259,65 @@ def build_router(
 
     @router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut])
     async def deliveries(
-        webhook_id: str, t: TenantDep, limit: int | None = None
+        webhook_id: str,
+        t: TenantDep,
+        limit: int | None = None,
+        status: Annotated[DeliveryStatus | None, Query()] = None,
     ) -> list[DeliveryOut]:
         await owned(t, webhook_id)
         n = max(1, min(limit or settings.deliveries_page_size, 500))
-        docs = await repo.list_deliveries(subscription_id=webhook_id, limit=n)
+        docs = await repo.list_deliveries(subscription_id=webhook_id, limit=n, status=status)
         return [delivery_out(d) for d in docs]
+
+    @router.post("/{webhook_id}/deliveries/resend", response_model=ResendOut)
+    async def resend_dead(webhook_id: str, t: TenantDep) -> ResendOut:
+        """Re-send every dead delivery of the endpoint (up to 1000 per call)."""
+        await owned(t, webhook_id)
+        ids = await repo.dead_ids(subscription_id=webhook_id, limit=1000)
+        resent = []
+        for delivery_id in ids:
+            doc = await repo.resend(
+                subscription_id=webhook_id, delivery_id=delivery_id, now=clock.now()
+            )
+            if doc is not None:
+                resent.append(delivery_id)
+        if resent:
+            sender.kick()
+        return ResendOut(resent=len(resent), delivery_ids=resent)
+
+    @router.post("/{webhook_id}/deliveries/{delivery_id}/resend", response_model=DeliveryOut)
+    async def resend_one(webhook_id: str, delivery_id: str, t: TenantDep) -> DeliveryOut:
+        await owned(t, webhook_id)
+        doc = await repo.resend(
+            subscription_id=webhook_id, delivery_id=delivery_id, now=clock.now()
+        )
+        if doc is None:
+            found = await repo.get_delivery(delivery_id=delivery_id)
+            if found is None or found.get("subscription_id") != webhook_id:
+                raise HTTPException(404, "delivery not found")
+            raise HTTPException(
+                409, f"delivery is {found.get('status')}; only dead or failed ones can be re-sent"
+            )
+        sender.kick()
+        return delivery_out(doc)
+
+    @router.post("/{webhook_id}/rotate-secret", response_model=SecretRotated)
+    async def rotate_secret(webhook_id: str, t: TenantDep) -> SecretRotated:
+        sub = await owned(t, webhook_id)
+        now = clock.now()
+        expires = now + timedelta(seconds=settings.secret_rotation_grace_seconds)
+        secret = new_secret()
+        doc = await repo.rotate_secret(
+            workspace_id=t.workspace_id,
+            subscription_id=webhook_id,
+            secret=secret,
+            previous_secret=sub["secret"],
+            previous_expires_at=expires,
+            at=now,
+        )
+        if doc is None:
+            raise HTTPException(404, "webhook not found")
+        return SecretRotated(id=webhook_id, secret=secret, previous_secret_expires_at=expires)
 
     @router.post("/{webhook_id}/test", response_model=DeliveryOut)
     async def test(webhook_id: str, t: TenantDep) -> DeliveryOut:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 Doc = dict[str, Any]
 
@@ -33,6 +33,10 @@ class WebhookRepository:
             ]
         )
         await self.deliveries.create_index([("subscription_id", ASCENDING), ("seq", DESCENDING)])
+        # The delivery log filtered by status (``?status=dead``) and the bulk resend.
+        await self.deliveries.create_index(
+            [("subscription_id", ASCENDING), ("status", ASCENDING), ("seq", DESCENDING)]
+        )
 
     # -- subscriptions ---------------------------------------------------------------------
 
@@ -76,6 +80,48 @@ class WebhookRepository:
             {"$set": {"enabled": False, "status": "disabled_gone", "updated_at": at}},
         )
 
+    async def mark_failing(self, *, subscription_id: str, since: datetime) -> None:
+        """Record the first failure of a run of failures (kept until a success clears it)."""
+        await self.subscriptions.update_one(
+            {"_id": subscription_id, "failing_since": None}, {"$set": {"failing_since": since}}
+        )
+
+    async def mark_healthy(self, *, subscription_id: str) -> None:
+        await self.subscriptions.update_one(
+            {"_id": subscription_id}, {"$set": {"failing_since": None}}
+        )
+
+    async def disable_failing(self, *, subscription_id: str, at: datetime) -> bool:
+        """Disable an endpoint that has failed for too long; True if this call disabled it."""
+        res = await self.subscriptions.update_one(
+            {"_id": subscription_id, "enabled": True},
+            {"$set": {"enabled": False, "status": "disabled_failing", "updated_at": at}},
+        )
+        return res.modified_count == 1
+
+    async def rotate_secret(
+        self,
+        *,
+        workspace_id: str,
+        subscription_id: str,
+        secret: str,
+        previous_secret: str,
+        previous_expires_at: datetime,
+        at: datetime,
+    ) -> Doc | None:
+        return await self.subscriptions.find_one_and_update(
+            {"_id": subscription_id, "workspace_id": workspace_id},
+            {
+                "$set": {
+                    "secret": secret,
+                    "previous_secret": previous_secret,
+                    "previous_secret_expires_at": previous_expires_at,
+                    "updated_at": at,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
     async def next_seq(self, *, subscription_id: str) -> int:
         """A per-subscription counter that orders its deliveries by creation."""
         doc = await self.subscriptions.find_one_and_update(
@@ -96,6 +142,17 @@ class WebhookRepository:
         except DuplicateKeyError:
             return False
 
+    async def insert_deliveries(self, *, docs: list[Doc]) -> int:
+        """Store deliveries, skipping those that already exist; returns how many were new."""
+        try:
+            res = await self.deliveries.insert_many(docs, ordered=False)
+            return len(res.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            return int(exc.details.get("nInserted", 0))
+
     async def exists(self, *, delivery_id: str) -> bool:
         return await self.deliveries.find_one({"_id": delivery_id}, {"_id": 1}) is not None
 
@@ -114,7 +171,7 @@ class WebhookRepository:
         """The oldest pending delivery of one (subscription, order key)."""
         return await self.deliveries.find_one(
             {"subscription_id": subscription_id, "order_key": order_key, "status": "pending"},
-            {"_id": 1, "next_attempt_at": 1, "seq": 1},
+            {"_id": 1, "next_attempt_at": 1, "seq": 1, "version": 1},
             sort=[("seq", ASCENDING)],
         )
 
@@ -186,10 +243,41 @@ class WebhookRepository:
     async def get_delivery(self, *, delivery_id: str) -> Doc | None:
         return await self.deliveries.find_one({"_id": delivery_id})
 
-    async def list_deliveries(self, *, subscription_id: str, limit: int) -> list[Doc]:
-        cursor = (
-            self.deliveries.find({"subscription_id": subscription_id}, {"body": 0})
-            .sort("seq", DESCENDING)
-            .limit(limit)
-        )
+    async def list_deliveries(
+        self, *, subscription_id: str, limit: int, status: str | None = None
+    ) -> list[Doc]:
+        query: Doc = {"subscription_id": subscription_id}
+        if status is not None:
+            query["status"] = status
+        cursor = self.deliveries.find(query, {"body": 0}).sort("seq", DESCENDING).limit(limit)
         return [d async for d in cursor]
+
+    async def resend(self, *, subscription_id: str, delivery_id: str, now: datetime) -> Doc | None:
+        """Make a dead (or failed) delivery pending again with a fresh retry schedule; None if
+        it is not one of this subscription's finished-unsuccessfully deliveries."""
+        doc = await self.deliveries.find_one(
+            {"_id": delivery_id, "subscription_id": subscription_id},
+            {"status": 1, "version": 1, "attempt_count": 1},
+        )
+        if doc is None or doc.get("status") not in ("dead", "failed"):
+            return None
+        return await self.deliveries.find_one_and_update(
+            {"_id": delivery_id, "version": doc.get("version", 0)},
+            {
+                "$set": {
+                    "status": "pending",
+                    "next_attempt_at": now,
+                    "resend_base": int(doc.get("attempt_count", 0)),
+                    "updated_at": now,
+                },
+                "$inc": {"version": 1, "resend_count": 1},
+            },
+            projection={"body": 0},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def dead_ids(self, *, subscription_id: str, limit: int) -> list[str]:
+        cursor = self.deliveries.find(
+            {"subscription_id": subscription_id, "status": "dead"}, {"_id": 1}
+        ).limit(limit)
+        return [d["_id"] async for d in cursor]

@@ -25,7 +25,7 @@ from webhook.metrics import DELIVERIES, DELIVERY_SECONDS
 from webhook.repository import Doc, WebhookRepository
 from webhook.settings import WebhookSettings
 from webhook.signing import signed_headers
-from webhook.urlsafety import UnsafeURL, check_url
+from webhook.urlsafety import UnsafeURL, check_url, pinned_request
 
 log = structlog.get_logger(__name__)
 
@@ -67,39 +67,86 @@ class Sender:
         cap = self.settings.per_endpoint_concurrency
         now = self.clock.now()
         saturated = [s for s, n in self._per_sub.items() if n >= cap]
-        due = await self.repo.due(now=now, limit=self.settings.sender_batch_size, exclude=saturated)
+        # Read only a few: on the embedded database every returned document costs, and this
+        # runs again after every finished attempt, so a short read keeps the pipeline moving.
+        limit = min(self.settings.sender_batch_size, free + cap, 64)
+        due = await self.repo.due(now=now, limit=limit, exclude=saturated)
+        # Choose in memory first (one per key, within the caps), reserving the key and the
+        # endpoint's share; then check order and claim the chosen ones concurrently: on the
+        # embedded database each check is a round trip of a few milliseconds.
+        chosen: list[Doc] = []
+        waiting: list[Doc] = []
         for d in due:
-            if free <= 0:
+            if len(chosen) >= free:
                 break
             key = (d["subscription_id"], d["order_key"])
-            if d["_id"] in self._tasks or key in self._keys:
+            if d["_id"] in self._tasks:
                 continue
-            if self._per_sub[d["subscription_id"]] >= cap:
+            if key in self._keys:
+                # Behind a delivery of its key that is being sent: out of the due window until
+                # that one finishes and wakes it, so it never hides other endpoints' deliveries.
+                waiting.append(d)
                 continue
-            head = await self.repo.head_of_key(subscription_id=key[0], order_key=key[1])
-            if head is None:
+            if self._per_sub[key[0]] >= cap:
                 continue
-            if head["_id"] != d["_id"]:
-                head_at = head.get("next_attempt_at")
-                if head_at is not None and utc(head_at) > now:
+            self._reserve(key)
+            chosen.append(d)
+        until = self._claim_until(now)
+        await asyncio.gather(
+            *(self._try_start(d, now) for d in chosen),
+            *(
+                self.repo.defer(delivery_id=d["_id"], version=d.get("version", 0), until=until)
+                for d in waiting
+            ),
+        )
+
+    def _reserve(self, key: tuple[str, str]) -> None:
+        self._keys.add(key)
+        self._per_sub[key[0]] += 1
+
+    def _release(self, key: tuple[str, str]) -> None:
+        self._keys.discard(key)
+        self._per_sub[key[0]] -= 1
+        if self._per_sub[key[0]] <= 0:
+            del self._per_sub[key[0]]
+
+    async def _try_start(self, d: Doc, now: datetime) -> None:
+        key = (d["subscription_id"], d["order_key"])
+        try:
+            claimed = await self._claim_head(d, now)
+        except Exception:
+            self._release(key)
+            raise
+        if claimed is None:
+            self._release(key)
+            return
+        self._tasks[claimed["_id"]] = asyncio.create_task(
+            self._run(claimed), name=f"webhook-send-{claimed['_id']}"
+        )
+
+    async def _claim_head(self, d: Doc, now: datetime) -> Doc | None:
+        """Claim the oldest pending delivery of ``d``'s key: ``d`` itself, or the older one it
+        must wait for when that one is due too. A ``d`` behind a not-yet-due delivery is
+        deferred to it; the older one wakes it when it finishes."""
+        head = await self.repo.head_of_key(
+            subscription_id=d["subscription_id"], order_key=d["order_key"]
+        )
+        if head is None:
+            return None
+        if head["_id"] != d["_id"]:
+            head_at = head.get("next_attempt_at")
+            if head_at is None or utc(head_at) > now:
+                if head_at is not None:
                     await self.repo.defer(
                         delivery_id=d["_id"], version=d.get("version", 0), until=utc(head_at)
                     )
-                continue
-            claimed = await self.repo.claim(
-                delivery_id=d["_id"], version=d.get("version", 0), until=self._claim_until(now)
-            )
-            if claimed is None:
-                continue
-            self._start(claimed)
-            free -= 1
-
-    def _start(self, d: Doc) -> None:
-        key = (d["subscription_id"], d["order_key"])
-        self._keys.add(key)
-        self._per_sub[key[0]] += 1
-        task = asyncio.create_task(self._run(d), name=f"webhook-send-{d['_id']}")
-        self._tasks[d["_id"]] = task
+                return None
+            if head["_id"] in self._tasks:
+                return None
+            d = head
+        return await self.repo.claim(
+            delivery_id=d["_id"], version=d.get("version", 0), until=self._claim_until(now)
+        )
 
     async def _run(self, d: Doc) -> None:
         key = (d["subscription_id"], d["order_key"])
@@ -109,10 +156,7 @@ class Sender:
             log.exception("delivery attempt failed unexpectedly", delivery_id=d["_id"])
         finally:
             self._tasks.pop(d["_id"], None)
-            self._keys.discard(key)
-            self._per_sub[key[0]] -= 1
-            if self._per_sub[key[0]] <= 0:
-                del self._per_sub[key[0]]
+            self._release(key)
             self.kick()
 
     async def send_now(self, d: Doc) -> Doc | None:
@@ -130,9 +174,15 @@ class Sender:
         """One attempt at a claimed delivery, recorded with its outcome."""
         sub = await self.repo.subscription_by_id(subscription_id=d["subscription_id"])
         if sub is None or (not sub.get("enabled") and d["event_type"] != "ping"):
-            reason = "subscription deleted" if sub is None else "subscription disabled"
+            # Dead rather than dropped: once the endpoint is enabled again they can be listed
+            # and re-sent; nothing vanishes silently.
+            reason = (
+                "subscription deleted"
+                if sub is None
+                else f"subscription disabled ({sub.get('status', 'disabled')})"
+            )
             await self.repo.finish_without_attempt(
-                delivery_id=d["_id"], status="failed", reason=reason, at=self.clock.now()
+                delivery_id=d["_id"], status="dead", reason=reason, at=self.clock.now()
             )
             DELIVERIES.labels("cancelled").inc()
             await self._wake_next(d)
@@ -150,14 +200,18 @@ class Sender:
         next_at: datetime | None = None
         if outcome == "succeeded":
             status = "succeeded"
+            if sub.get("failing_since") is not None:
+                await self.repo.mark_healthy(subscription_id=sub["_id"])
         elif outcome == "gone":
             status = "failed"
             attempt["error"] = "410 Gone: subscription disabled"
             await self.repo.mark_gone(subscription_id=sub["_id"], at=now)
             log.info("subscriber answered 410; subscription disabled", subscription_id=sub["_id"])
         else:
+            await self._note_failure(sub, now)
             delay = retry_delay(
-                attempts_made=number,
+                # A re-sent delivery starts the schedule again.
+                attempts_made=number - int(d.get("resend_base", 0)),
                 schedule=self.settings.retry_schedule_seconds,
                 retry_after=result.get("retry_after"),
                 jitter=self.settings.retry_jitter,
@@ -174,6 +228,20 @@ class Sender:
         if status != "pending":
             await self._wake_next(d)
 
+    async def _note_failure(self, sub: Doc, now: datetime) -> None:
+        """Remember since when the endpoint fails; past the limit, disable it."""
+        since = sub.get("failing_since")
+        if since is None:
+            await self.repo.mark_failing(subscription_id=sub["_id"], since=now)
+            return
+        if (now - utc(since)).total_seconds() >= self.settings.disable_after_failing_seconds:
+            if await self.repo.disable_failing(subscription_id=sub["_id"], at=now):
+                log.warning(
+                    "endpoint failing for too long; subscription disabled",
+                    subscription_id=sub["_id"],
+                    failing_since=str(since),
+                )
+
     async def _wake_next(self, d: Doc) -> None:
         await self.repo.wake_next(
             subscription_id=d["subscription_id"], order_key=d["order_key"], now=self.clock.now()
@@ -183,19 +251,34 @@ class Sender:
         """POST the stored body; returns status_code/latency_ms/error/response/retry_after."""
         url = sub["url"]
         try:
-            await check_url(url, allow_private=self.settings.allow_private_urls)
+            address = await check_url(
+                url,
+                allow_private=self.settings.allow_private_urls,
+                require_https=self.settings.require_https,
+            )
         except UnsafeURL as exc:
             return {"status_code": None, "latency_ms": 0.0, "error": f"refused: {exc}"}
+        # Connect to the address just checked, not to a fresh resolution of the name.
+        target = pinned_request(url, address)
         body: str = d["body"]
         headers = signed_headers(
-            secret=sub["secret"], msg_id=d["msg_id"], body=body, at=datetime.now(UTC)
+            secret=sub["secret"],
+            previous_secret=self._previous_secret(sub),
+            msg_id=d["msg_id"],
+            body=body,
+            at=datetime.now(UTC),
         )
+        headers.update(target.headers)
         out: dict[str, Any] = {"status_code": None, "error": None, "response": None}
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.request_timeout_seconds):
                 async with self.client.stream(
-                    "POST", url, content=body.encode(), headers=headers
+                    "POST",
+                    target.url,
+                    content=body.encode(),
+                    headers=headers,
+                    extensions=target.extensions,
                 ) as resp:
                     out["status_code"] = resp.status_code
                     out["retry_after"] = parse_retry_after(resp.headers.get("retry-after"))
@@ -208,6 +291,13 @@ class Sender:
         DELIVERY_SECONDS.observe(elapsed)
         out["latency_ms"] = round(elapsed * 1000, 2)
         return out
+
+    def _previous_secret(self, sub: Doc) -> str | None:
+        """The rotated-out secret while its grace period lasts (service clock)."""
+        until = sub.get("previous_secret_expires_at")
+        if sub.get("previous_secret") and until is not None and utc(until) > self.clock.now():
+            return str(sub["previous_secret"])
+        return None
 
     async def _read_capped(self, resp: httpx.Response) -> str:
         cap = self.settings.max_response_bytes

@@ -37,6 +37,22 @@ class WebhookSettings(ServiceSettings):
         86_400, gt=0, description="Longest Retry-After honoured."
     )
     deliveries_page_size: int = Field(50, ge=1, le=500)
+    secret_rotation_grace_seconds: float = Field(
+        86_400,
+        ge=0,
+        description="After a secret rotation, deliveries are signed with both secrets this long.",
+    )
+    disable_after_failing_seconds: float = Field(
+        5 * 86_400,
+        gt=0,
+        description="An endpoint whose deliveries have failed without a success for this long "
+        "is disabled (status disabled_failing).",
+    )
+
+    @property
+    def require_https(self) -> bool:
+        """https only in production, unless private destinations are explicitly allowed."""
+        return self.environment == "production" and not self.allow_private_urls
 
 
 @lru_cache

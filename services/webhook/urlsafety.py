@@ -2,7 +2,9 @@
 
 A webhook URL is chosen by a customer, and the service POSTs to it from inside our network, so
 unless private destinations are explicitly allowed (dev stack, tests) every address the host
-resolves to must be a public one.
+resolves to must be a public one. The sender then connects to the address that was checked
+(:func:`pinned_request`), never to a second resolution of the name, so a DNS answer that changes
+between the check and the connection (DNS rebinding) cannot reach an internal address.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -30,7 +33,7 @@ class UnsafeURL(ValueError):
     """The URL is malformed or points somewhere we refuse to call; ``str()`` says why."""
 
 
-def check_syntax(url: str) -> tuple[str, int]:
+def check_syntax(url: str, *, require_https: bool = False) -> tuple[str, int]:
     """Validate scheme and host; returns (host, port)."""
     try:
         parts = urlsplit(url)
@@ -39,6 +42,8 @@ def check_syntax(url: str) -> tuple[str, int]:
         raise UnsafeURL(f"invalid URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL("URL scheme must be http or https")
+    if require_https and parts.scheme != "https":
+        raise UnsafeURL("URL must use https (http is allowed only in development)")
     host = parts.hostname
     if not host:
         raise UnsafeURL("URL has no host")
@@ -87,11 +92,16 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return out
 
 
-async def check_url(url: str, *, allow_private: bool) -> None:
-    """Raise :class:`UnsafeURL` if ``url`` may not be used as a webhook destination."""
-    host, port = check_syntax(url)
+async def check_url(
+    url: str, *, allow_private: bool, require_https: bool = False
+) -> IPAddress | None:
+    """Raise :class:`UnsafeURL` if ``url`` may not be used as a webhook destination.
+
+    Returns the checked address the connection must go to, or None when private destinations
+    are allowed (then nothing needs pinning and the name is resolved as usual)."""
+    host, port = check_syntax(url, require_https=require_https)
     if allow_private:
-        return
+        return None
     if host.lower().rstrip(".") in BLOCKED_HOSTNAMES:
         raise UnsafeURL(f"host {host} is not allowed")
     ip = literal_ip(host)
@@ -104,9 +114,39 @@ async def check_url(url: str, *, allow_private: bool) -> None:
             raise UnsafeURL(f"host {host} does not resolve") from exc
         if not addresses:
             raise UnsafeURL(f"host {host} does not resolve")
+    # Every address must be public: a name with one public and one private answer is refused,
+    # whichever one the connection would have picked.
     for addr in addresses:
         reason = address_refusal(addr)
         if reason is not None:
             raise UnsafeURL(
                 f"URL host {host} resolves to {addr}, a {reason}; only public addresses are allowed"
             )
+    return addresses[0]
+
+
+@dataclass(frozen=True)
+class PinnedRequest:
+    """Where to send a request so that it reaches ``address`` while the server still sees the
+    original name: the URL carries the IP, ``Host`` the name, and TLS uses the name for SNI and
+    for certificate verification (httpx's ``sni_hostname`` extension)."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, str]
+
+
+def pinned_request(url: str, address: IPAddress | None) -> PinnedRequest:
+    """The request to make for ``url`` given the address :func:`check_url` returned."""
+    if address is None:
+        return PinnedRequest(url=url, headers={}, extensions={})
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if literal_ip(host) is not None:
+        return PinnedRequest(url=url, headers={}, extensions={})
+    ip_text = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+    netloc = ip_text if parts.port is None else f"{ip_text}:{parts.port}"
+    pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return PinnedRequest(url=pinned, headers={"host": host_header}, extensions=extensions)

@@ -17,6 +17,8 @@ class Received:
     webhook_id: str
     payload: dict[str, Any]
     verified: bool
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Subscriber:
                             webhook_id=self.headers.get("webhook-id", ""),
                             payload=json.loads(body),
                             verified=verified,
+                            headers={k.lower(): v for k, v in self.headers.items()},
+                            body=body,
                         )
                     )
                 self.send_response(sub.status_code)

@@ -58,7 +58,10 @@ async def one(webhook_id: str, request: Request, who: Auth) -> Response:
     return await _forward(request, who, f"/{webhook_id}")
 
 
-@router.get("/{webhook_id}/deliveries", summary="Delivery log of an endpoint")
+@router.get(
+    "/{webhook_id}/deliveries",
+    summary="Delivery log of an endpoint (?status=dead lists dead-lettered deliveries)",
+)
 async def deliveries(webhook_id: str, request: Request, who: Auth) -> Response:
     return await _forward(request, who, f"/{webhook_id}/deliveries")
 
@@ -66,3 +69,21 @@ async def deliveries(webhook_id: str, request: Request, who: Auth) -> Response:
 @router.post("/{webhook_id}/test", summary="Send a ping event")
 async def test(webhook_id: str, request: Request, who: Auth) -> Response:
     return await _forward(request, who, f"/{webhook_id}/test")
+
+
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    summary="Rotate the signing secret (new secret shown once; both signed during a grace period)",
+)
+async def rotate_secret(webhook_id: str, request: Request, who: Auth) -> Response:
+    return await _forward(request, who, f"/{webhook_id}/rotate-secret")
+
+
+@router.post("/{webhook_id}/deliveries/resend", summary="Re-send every dead delivery")
+async def resend_dead(webhook_id: str, request: Request, who: Auth) -> Response:
+    return await _forward(request, who, f"/{webhook_id}/deliveries/resend")
+
+
+@router.post("/{webhook_id}/deliveries/{delivery_id}/resend", summary="Re-send one dead delivery")
+async def resend_one(webhook_id: str, delivery_id: str, request: Request, who: Auth) -> Response:
+    return await _forward(request, who, f"/{webhook_id}/deliveries/{delivery_id}/resend")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 from webhook_fakes import FakeRepo
 
 from outbound_core.events import Envelope, LeadUpdated
+from webhook import urlsafety
 from webhook.handlers import WebhookHandlers
 from webhook.sender import Sender
 from webhook.settings import WebhookSettings
@@ -196,4 +198,95 @@ async def test_hanging_endpoint_does_not_block_others(world: Any) -> None:
         )
         == 20
     )
+    await sender.close()
+
+
+async def test_the_connection_goes_to_the_checked_address(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, sender, handlers, sub, clock = world
+    sender.settings = WebhookSettings(allow_private_urls=False, retry_jitter=0)
+    answers = iter(["93.184.215.14", "127.0.0.1"])  # a rebinding DNS server
+
+    async def rebinding(host: str, port: int) -> list[Any]:
+        return [ipaddress.ip_address(next(answers))]
+
+    monkeypatch.setattr(urlsafety, "resolve", rebinding)
+    add_sub(repo, "wh_a", "http://hooks.example.com/a")
+    await handlers.on_lead_updated(*lead_env(clock, "tsk_1", 1))
+    await drain(sender, 3)
+    [req] = sub.requests
+    assert req.url.host == "93.184.215.14"
+    assert req.headers["host"] == "hooks.example.com"
+    # The next send resolves again; the private answer is refused, never connected to.
+    await handlers.on_lead_updated(*lead_env(clock, "tsk_2", 1))
+    await drain(sender, 3)
+    assert len(sub.requests) == 1
+    refused = next(d for d in repo.dels.values() if d["order_key"] == "tsk_2")
+    assert "127.0.0.1, a loopback address" in refused["last_error"]
+
+
+async def test_rotation_grace_sends_both_signatures(world: Any) -> None:
+    repo, sender, handlers, sub, clock = world
+    new = add_sub(repo, "wh_a", "http://127.0.0.1:9/a")
+    old = new_secret()
+    repo.subs["wh_a"].update(
+        previous_secret=old, previous_secret_expires_at=clock.now() + timedelta(hours=1)
+    )
+    await handlers.on_lead_updated(*lead_env(clock, "tsk_1", 1))
+    await drain(sender, 3)
+    clock.t += timedelta(hours=2)  # the grace period is over
+    await handlers.on_lead_updated(*lead_env(clock, "tsk_2", 1))
+    await drain(sender, 3)
+    first, second = sub.requests
+    assert len(first.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        Webhook(secret).verify(first.content, dict(first.headers))
+    assert len(second.headers["webhook-signature"].split(" ")) == 1
+    Webhook(new).verify(second.content, dict(second.headers))
+
+
+async def test_an_endpoint_failing_for_days_is_disabled(world: Any) -> None:
+    repo, sender, handlers, sub, clock = world
+    add_sub(repo, "wh_a", "http://127.0.0.1:9/a")
+    sub.responses["http://127.0.0.1:9/a"] = [httpx.Response(500) for _ in range(100)]
+    for day in range(7):
+        await handlers.on_lead_updated(*lead_env(clock, f"tsk_{day}", 1))
+        await drain(sender, 3)
+        clock.t += timedelta(days=1)
+        await drain(sender, 3)
+    s = repo.subs["wh_a"]
+    assert (s["status"], s["enabled"]) == ("disabled_failing", False)
+    assert s["failing_since"] is not None
+    # Its pending deliveries are dead, not dropped: they can be re-sent once it is fixed.
+    clock.t += timedelta(days=1)
+    await drain(sender, 3)
+    assert {d["status"] for d in repo.dels.values()} == {"dead"}
+
+
+async def test_a_success_clears_the_failing_run(world: Any) -> None:
+    repo, sender, handlers, sub, clock = world
+    add_sub(repo, "wh_a", "http://127.0.0.1:9/a")
+    sub.responses["http://127.0.0.1:9/a"] = [httpx.Response(500)]
+    await handlers.on_lead_updated(*lead_env(clock, "tsk_1", 1))
+    await drain(sender, 3)
+    assert repo.subs["wh_a"]["failing_since"] == clock.now()
+    clock.t += timedelta(seconds=10)
+    await drain(sender, 3)
+    assert repo.subs["wh_a"]["failing_since"] is None
+
+
+async def test_deliveries_queued_behind_a_hanging_send_do_not_hide_other_endpoints(
+    world: Any,
+) -> None:
+    repo, sender, handlers, sub, clock = world
+    sender.settings = WebhookSettings(allow_private_urls=True, sender_batch_size=4)
+    add_sub(repo, "wh_slow", "http://127.0.0.1:9/slow", ["campaign.lead.updated"])
+    sub.hang.add("http://127.0.0.1:9/slow")
+    for seq in range(1, 13):  # one lead's changes, all due, all behind the hanging first one
+        await handlers.on_lead_updated(*lead_env(clock, "tsk_1", seq))
+    add_sub(repo, "wh_fast", "http://127.0.0.1:9/fast", ["campaign.lead.updated"])
+    await handlers.on_lead_updated(*lead_env(clock, "tsk_2", 1))
+    await drain(sender, 10)
+    assert [r.url.path for r in sub.requests] == ["/fast"]
     await sender.close()

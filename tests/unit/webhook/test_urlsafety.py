@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from webhook.urlsafety import UnsafeURL, check_syntax, check_url
+from webhook import urlsafety
+from webhook.urlsafety import UnsafeURL, check_syntax, check_url, pinned_request
 
 
 @pytest.mark.parametrize(
@@ -59,3 +62,34 @@ async def test_bad_syntax_is_refused_even_when_private_allowed(url: str, reason:
 def test_default_ports() -> None:
     assert check_syntax("https://example.com/x") == ("example.com", 443)
     assert check_syntax("http://example.com/x") == ("example.com", 80)
+
+
+async def test_https_required_when_asked() -> None:
+    with pytest.raises(UnsafeURL, match="https"):
+        await check_url("http://8.8.8.8/h", allow_private=False, require_https=True)
+    assert await check_url("https://8.8.8.8/h", allow_private=False, require_https=True) == (
+        ipaddress.ip_address("8.8.8.8")
+    )
+
+
+async def test_a_name_is_pinned_to_the_checked_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def public(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        return [ipaddress.ip_address("93.184.215.14")]
+
+    monkeypatch.setattr(urlsafety, "resolve", public)
+    address = await check_url("https://hooks.example.com:8443/in?x=1", allow_private=False)
+    pinned = pinned_request("https://hooks.example.com:8443/in?x=1", address)
+    assert pinned.url == "https://93.184.215.14:8443/in?x=1"
+    assert pinned.headers == {"host": "hooks.example.com:8443"}
+    assert pinned.extensions == {"sni_hostname": "hooks.example.com"}
+    v6 = pinned_request("http://h.example/x", ipaddress.ip_address("2606:4700::1111"))
+    assert (v6.url, v6.extensions) == ("http://[2606:4700::1111]/x", {})
+
+
+async def test_a_name_with_any_private_answer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def mixed(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        return [ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("10.0.0.5")]
+
+    monkeypatch.setattr(urlsafety, "resolve", mixed)
+    with pytest.raises(UnsafeURL, match="10.0.0.5, a private address"):
+        await check_url("https://rebind.example.com/h", allow_private=False)

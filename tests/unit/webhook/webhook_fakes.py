@@ -27,6 +27,21 @@ class FakeRepo:
     async def mark_gone(self, *, subscription_id: str, at: datetime) -> None:
         self.subs[subscription_id].update(enabled=False, status="disabled_gone", updated_at=at)
 
+    async def mark_failing(self, *, subscription_id: str, since: datetime) -> None:
+        s = self.subs[subscription_id]
+        if s.get("failing_since") is None:
+            s["failing_since"] = since
+
+    async def mark_healthy(self, *, subscription_id: str) -> None:
+        self.subs[subscription_id]["failing_since"] = None
+
+    async def disable_failing(self, *, subscription_id: str, at: datetime) -> bool:
+        s = self.subs[subscription_id]
+        if not s["enabled"]:
+            return False
+        s.update(enabled=False, status="disabled_failing", updated_at=at)
+        return True
+
     async def next_seq(self, *, subscription_id: str) -> int:
         s = self.subs[subscription_id]
         s["delivery_seq"] = s.get("delivery_seq", 0) + 1
@@ -37,6 +52,9 @@ class FakeRepo:
             return False
         self.dels[doc["_id"]] = copy.deepcopy(doc)
         return True
+
+    async def insert_deliveries(self, *, docs: list[Doc]) -> int:
+        return sum([await self.insert_delivery(doc=d) for d in docs])
 
     async def exists(self, *, delivery_id: str) -> bool:
         return delivery_id in self.dels
@@ -133,7 +151,13 @@ class FakeRepo:
     async def delete_subscription(self, *, workspace_id: str, subscription_id: str) -> bool:
         return self.subs.pop(subscription_id, None) is not None
 
-    async def list_deliveries(self, *, subscription_id: str, limit: int) -> list[Doc]:
-        rows = [d for d in self.dels.values() if d["subscription_id"] == subscription_id]
+    async def list_deliveries(
+        self, *, subscription_id: str, limit: int, status: str | None = None
+    ) -> list[Doc]:
+        rows = [
+            d
+            for d in self.dels.values()
+            if d["subscription_id"] == subscription_id and status in (None, d["status"])
+        ]
         rows.sort(key=lambda d: -d["seq"])
         return [copy.deepcopy(d) for d in rows[:limit]]
