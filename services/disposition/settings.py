@@ -23,10 +23,10 @@ class DispositionSettings(ServiceSettings):
         'terminal or retryable (JSON, e.g. {"*": {"appointment_booked": "terminal"}}).',
     )
     breaker_window: int = Field(
-        20, ge=1, description="Circuit breaker: how many recent attempts of a campaign count."
+        40, ge=1, description="Circuit breaker: how many recent attempts of a campaign count."
     )
     breaker_min_attempts: int = Field(
-        10, ge=1, description="Circuit breaker: attempts needed in the window before it may trip."
+        20, ge=1, description="Circuit breaker: attempts needed in the window before it may trip."
     )
     breaker_failure_threshold: float = Field(
         0.5,
