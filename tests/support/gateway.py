@@ -40,6 +40,7 @@ class Gateway:
     placed: list[Placed] = field(default_factory=list)
     callbacks: list[tuple[str, int]] = field(default_factory=list)  # (call_id, dialer status)
     _server: ThreadingHTTPServer | None = None
+    _client: httpx.Client | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -50,6 +51,9 @@ class Gateway:
 
     def start(self) -> Gateway:
         gw = self
+        # One client for every callback: creating one (its TLS context) takes seconds on a
+        # loaded machine, which would make every callback arrive late.
+        self._client = httpx.Client(timeout=10.0)
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -79,6 +83,8 @@ class Gateway:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if self._client is not None:
+            self._client.close()
 
     @staticmethod
     def action_for(body: dict[str, Any]) -> str:
@@ -129,7 +135,8 @@ class Gateway:
             "webhook-signature": Webhook(secret or self.secret).sign(msg_id, at, text),
             "content-type": "application/json",
         }
-        r = httpx.post(url, content=text, headers=headers, timeout=10.0)
+        assert self._client is not None
+        r = self._client.post(url, content=text, headers=headers)
         with self._lock:
             self.callbacks.append((payload["call_id"], r.status_code))
         return r
