@@ -1,6 +1,6 @@
 """The ``http`` provider against a real local HTTP server acting as the voice gateway, on a
 stack of its own (DIALER_PROVIDER=http, a one-second gateway timeout and leases that expire
-after ten real seconds, so that a call whose end never arrives is closed quickly)."""
+after twenty real seconds, so that a call whose end never arrives is closed quickly)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from outbound_core.devstack import DevStack
+from outbound_core.devstack import SERVICES, DevStack
 from tests.conftest import CLOCK_SPEED, CLOCK_START, wait_until
 from tests.support.gateway import Gateway
 
@@ -47,15 +47,21 @@ def http_stack(tmp_path_factory: pytest.TempPathFactory, gateway: Gateway) -> It
             "DIALER_HTTP_GATEWAY_URL": gateway.url,
             "DIALER_HTTP_CALLBACK_SECRET": SECRET,
             "DIALER_HTTP_TIMEOUT_SECONDS": "1",
-            # Leases of 10 real seconds (36,000 virtual): long enough for a loaded machine to
+            # Leases of 20 real seconds (72,000 virtual): long enough for a loaded machine to
             # place the call, short enough that a hung call is closed quickly.
-            "SLOT_ALLOCATOR_MAX_CALL_SECONDS": "36000",
+            "SLOT_ALLOCATOR_MAX_CALL_SECONDS": "72000",
             "SLOT_ALLOCATOR_LEASE_GRACE_SECONDS": "0",
             "SLOT_ALLOCATOR_LEASE_MIN_REAL_SECONDS": "3",
         },
     )
     try:
-        s.start()
+        # As DevStack.start(), with more patience: the test machine is shared and loaded.
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        s.start_infrastructure()
+        env = s.common_env()
+        for name, module, prefix, _port in SERVICES:
+            s.start_service(name, module, prefix, env)
+        s.wait_ready(timeout=240)
     except Exception:
         s.stop()
         for log in sorted((data_dir / "logs").glob("*.log")):
