@@ -42,6 +42,7 @@ def build_app(settings: DialerSettings) -> FastAPI:
         clock=rt.clock,
         suppressions=SuppressionRepository(rt.db),
         check_window=settings.guard_calling_window,
+        lease_min_real_seconds=settings.lease_min_real_seconds,
     )
     provider.on_end(handlers.on_call_result)
     if isinstance(provider, HttpProvider):

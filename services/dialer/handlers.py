@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -46,8 +47,10 @@ class DialerHandlers:
         clock: Clock,
         suppressions: SuppressionRepository,
         check_window: bool = True,
+        lease_min_real_seconds: float = 0.0,
     ) -> None:
         self.suppressions = suppressions
+        self.lease_min_real_seconds = lease_min_real_seconds
         self.calls = calls
         self.campaigns = campaigns
         self.provider = provider
@@ -93,7 +96,7 @@ class DialerHandlers:
             phone=d.dial.phone,
             contact_timezone=d.dial.timezone,
             now=self.clock.now(),
-            lease_expires_at=d.lease_expires_at,
+            lease_expires_at=self._lease_deadline(env, d),
             check_window=self.check_window,
         )
         if reason is None and await self.suppressions.is_suppressed(
@@ -120,6 +123,12 @@ class DialerHandlers:
         if not await self.calls.insert(doc=doc):
             return  # a concurrent delivery recorded it first and dials it
         await self._place(doc, causation=env)
+
+    def _lease_deadline(self, env: Envelope, d: TaskDispatched) -> datetime:
+        """The allocator never expires a lease sooner than its minimum in real seconds; in a
+        fast simulated clock that is later than the lease's virtual expiry."""
+        floor = env.occurred_at + timedelta(seconds=self.lease_min_real_seconds * self.clock.speed)
+        return max(d.lease_expires_at, floor)
 
     def _call_doc(
         self, env: Envelope, d: TaskDispatched, call_id: str, campaign: dict[str, Any]

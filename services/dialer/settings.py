@@ -59,6 +59,13 @@ class DialerSettings(ServiceSettings):
     guard_calling_window: bool = Field(
         True, description="Refuse (abort) a dispatch that arrives outside the calling window."
     )
+    lease_min_real_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="A lease is trusted for at least this many real seconds after it was "
+        "granted, however fast the simulated clock runs (match SLOT_ALLOCATOR_LEASE_MIN_REAL_"
+        "SECONDS): a loaded dialer must not refuse leases the allocator still holds.",
+    )
     sim_database: str = Field(
         "outbound_simulator", description="Database of the simulated phone network."
     )

@@ -52,6 +52,7 @@ def http_stack(tmp_path_factory: pytest.TempPathFactory, gateway: Gateway) -> It
             "SLOT_ALLOCATOR_MAX_CALL_SECONDS": "72000",
             "SLOT_ALLOCATOR_LEASE_GRACE_SECONDS": "0",
             "SLOT_ALLOCATOR_LEASE_MIN_REAL_SECONDS": "3",
+            "DIALER_LEASE_MIN_REAL_SECONDS": "3",
         },
     )
     try:
