@@ -13,6 +13,7 @@ MODULES: list[str] = [
     "benchmarks.bench_floor",
     "benchmarks.bench_e2e",
     "benchmarks.bench_webhooks",
+    "benchmarks.bench_dialer",
 ]
 
 

@@ -17,6 +17,7 @@ from outbound_core.topics import (
     DISPATCH,
     DISPOSITIONS,
     LEADS,
+    SUPPRESSIONS,
     Topic,
 )
 
@@ -25,7 +26,8 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
     ALLOCATOR: (ev.TaskQueued, ev.TaskWithdrawn, ev.CampaignWithdrawn, ev.LeaseReleased),
     DISPATCH: (ev.TaskDispatched, ev.LeaseExpired),
     CALLS: (ev.CallStarted, ev.CallEnded, ev.CallAborted),
-    DISPOSITIONS: (ev.DispositionRecorded,),
+    DISPOSITIONS: (ev.DispositionRecorded, ev.CampaignPauseRequested),
+    SUPPRESSIONS: (ev.SuppressionAdded, ev.SuppressionRemoved),
     LEADS: (ev.LeadUpdated, ev.CampaignDrained),
     DEADLETTER: (ev.DeadLettered,),
 }
@@ -36,6 +38,7 @@ PRODUCERS = {
     DISPATCH: "slot-allocator",
     CALLS: "dialer",
     DISPOSITIONS: "disposition",
+    SUPPRESSIONS: "disposition",
     LEADS: "task-planner",
     DEADLETTER: "every consumer",
 }

@@ -167,6 +167,9 @@ class DevStack:
         for name, _module, _prefix, default_port in SERVICES:
             self.ports.setdefault(name, free_port() if self.free_ports else default_port)
         env["CAMPAIGN_API_WEBHOOK_SERVICE_URL"] = f"http://127.0.0.1:{self.ports['webhook']}"
+        env["CAMPAIGN_API_DISPOSITION_SERVICE_URL"] = (
+            f"http://127.0.0.1:{self.ports['disposition']}"
+        )
         env.update(self.extra_env)
         return env
 

@@ -254,6 +254,33 @@ class DispositionRecorded(Payload):
     turns: int = 0
 
 
+class CampaignPauseRequested(Payload):
+    """A service asks campaign-api to pause a running campaign (e.g. the circuit breaker)."""
+
+    TYPE: ClassVar[str] = "campaign.pause_requested"
+    campaign_id: str
+    reason: str = Field(description="Machine-readable reason, e.g. circuit_breaker.")
+    detail: str | None = Field(None, description="Human-readable explanation.")
+
+
+# ---------------------------------------------------------------------------------------------
+# suppressions.v1 (keyed by org_id)
+
+
+class SuppressionAdded(Payload):
+    """A number joined the org's suppression (opt-out / do-not-call) list."""
+
+    TYPE: ClassVar[str] = "suppression.added"
+    phone: str = Field(description="E.164 number; never dialled again by any campaign of the org.")
+    reason: str = Field(description="Why: opt_out (a call's disposition), api, …")
+    source_call_id: str | None = None
+
+
+class SuppressionRemoved(Payload):
+    TYPE: ClassVar[str] = "suppression.removed"
+    phone: str
+
+
 # ---------------------------------------------------------------------------------------------
 # leads.v1
 
@@ -327,6 +354,9 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         CallEnded,
         CallAborted,
         DispositionRecorded,
+        CampaignPauseRequested,
+        SuppressionAdded,
+        SuppressionRemoved,
         LeadUpdated,
         CampaignDrained,
         DeadLettered,

@@ -28,7 +28,14 @@ DISPATCH = Topic(
     "dispatch.v1", "task_id", "Slot grants (leases) and lease expiries, from slot-allocator."
 )
 CALLS = Topic("calls.v1", "task_id", "Call lifecycle, from the dialer.")
-DISPOSITIONS = Topic("dispositions.v1", "task_id", "Dispositions, from the disposition service.")
+DISPOSITIONS = Topic(
+    "dispositions.v1",
+    "task_id (dispositions) / campaign_id (pause requests)",
+    "Dispositions and circuit-breaker pause requests, from the disposition service.",
+)
+SUPPRESSIONS = Topic(
+    "suppressions.v1", "org_id", "Numbers added to / removed from an org's suppression list."
+)
 LEADS = Topic(
     "leads.v1",
     "task_id (lead events) / campaign_id (campaign events)",
@@ -45,6 +52,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     DISPATCH,
     CALLS,
     DISPOSITIONS,
+    SUPPRESSIONS,
     LEADS,
     DEADLETTER,
 )

@@ -7,12 +7,13 @@ from campaign_api import problems
 from campaign_api.auth import hash_key
 from campaign_api.campaigns import CampaignService
 from campaign_api.repository import ApiRepository
-from campaign_api.routes import agents, campaigns, console, webhooks
+from campaign_api.routes import agents, campaigns, console, suppressions, webhooks
 from campaign_api.settings import ApiSettings, get_settings
 from outbound_core.events import (
     CallEnded,
     CallStarted,
     CampaignDrained,
+    CampaignPauseRequested,
     DispositionRecorded,
     LeadUpdated,
 )
@@ -40,6 +41,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
         contacts_per_event=settings.contacts_per_event,
     )
     webhook_client = httpx.AsyncClient(base_url=settings.webhook_service_url, timeout=10.0)
+    disposition_client = httpx.AsyncClient(base_url=settings.disposition_service_url, timeout=30.0)
 
     async def startup() -> None:
         await repo.ensure_indexes()
@@ -57,9 +59,14 @@ def build_app(settings: ApiSettings) -> FastAPI:
 
     rt.startup.append(startup)
     rt.shutdown.append(webhook_client.aclose)
+    rt.shutdown.append(disposition_client.aclose)
     rt.consume(LEADS, (LeadUpdated, svc.on_lead_updated), (CampaignDrained, svc.on_drained))
     rt.consume(CALLS, (CallStarted, svc.on_call_started), (CallEnded, svc.on_call_ended))
-    rt.consume(DISPOSITIONS, (DispositionRecorded, svc.on_disposition))
+    rt.consume(
+        DISPOSITIONS,
+        (DispositionRecorded, svc.on_disposition),
+        (CampaignPauseRequested, svc.on_pause_requested),
+    )
     rt.every("schedules", svc.run_schedules, settings.scheduler_seconds)
     rt.every("outbox-relay", outbox.relay, 2.0)
     app = build_http_app(
@@ -68,6 +75,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
         agents.router,
         webhooks.router,
         console.router,
+        suppressions.router,
         title="Outbound API",
         version="0.1.0",
         description=DESCRIPTION,
@@ -75,6 +83,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
     app.state.repo = repo
     app.state.campaigns = svc
     app.state.webhook_client = webhook_client
+    app.state.disposition_client = disposition_client
     problems.install(app)
     return app
 

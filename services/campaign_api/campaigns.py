@@ -28,6 +28,7 @@ from outbound_core.events import (
     CallStarted,
     CampaignCreated,
     CampaignDrained,
+    CampaignPauseRequested,
     CampaignStatusChanged,
     ContactsAdded,
     ContactSeed,
@@ -267,6 +268,20 @@ class CampaignService:
         doc = await self.repo.campaigns.find_one({"_id": ev.campaign_id})
         if doc is not None and doc["status"] in ("running", "paused", "scheduled"):
             await self._transition(doc, "completed", action=None, reason="all_tasks_done")
+
+    async def on_pause_requested(self, env: Envelope, ev: CampaignPauseRequested) -> None:
+        """Another service (the circuit breaker) asks for a pause: only a running campaign
+        pauses, and the reason is what the API shows in ``status_reason``."""
+        doc = await self.repo.campaigns.find_one({"_id": ev.campaign_id})
+        if doc is None or doc["status"] != "running":
+            return
+        await self._transition(doc, "paused", action=None, reason=ev.reason)
+        log.warning(
+            "campaign paused automatically",
+            campaign_id=ev.campaign_id,
+            reason=ev.reason,
+            detail=ev.detail,
+        )
 
     async def on_call_started(self, env: Envelope, ev: CallStarted) -> None:
         if await self.repo.first_time(f"started:{ev.call_id}"):

@@ -23,6 +23,9 @@ class ApiSettings(ServiceSettings):
     webhook_service_url: str = Field(
         "http://127.0.0.1:8085", description="Internal URL of the webhook service."
     )
+    disposition_service_url: str = Field(
+        "http://127.0.0.1:8084", description="Internal URL of the disposition service."
+    )
     max_contacts: int = Field(10_000, description="Most contacts per campaign.")
     contacts_per_event: int = Field(500, description="Contacts per ContactsAdded event.")
     scheduler_seconds: float = Field(0.2, description="Real seconds between schedule checks.")

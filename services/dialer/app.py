@@ -5,17 +5,27 @@ from fastapi import FastAPI
 from dialer.campaigns import CampaignProjection
 from dialer.handlers import DialerHandlers
 from dialer.providers.base import VoiceProvider
+from dialer.providers.http import HttpProvider
 from dialer.providers.sim import SimProvider
-from dialer.repository import CallRepository, CampaignRepository
+from dialer.repository import CallRepository, CampaignRepository, SuppressionRepository
 from dialer.settings import DialerSettings, get_settings
-from outbound_core.events import CampaignCreated, CampaignStatusChanged, TaskDispatched
+from outbound_core.events import (
+    CampaignCreated,
+    CampaignStatusChanged,
+    LeaseExpired,
+    SuppressionAdded,
+    SuppressionRemoved,
+    TaskDispatched,
+)
 from outbound_core.service import Runtime, build_http_app, serve
-from outbound_core.topics import CAMPAIGNS, DISPATCH
+from outbound_core.topics import CAMPAIGNS, DISPATCH, SUPPRESSIONS
 
 
 def build_provider(rt: Runtime, settings: DialerSettings) -> VoiceProvider:
     if settings.provider == "sim":
         return SimProvider(db=rt.client[settings.sim_database], clock=rt.clock, settings=settings)
+    if settings.provider == "http":
+        return HttpProvider(settings=settings)
     raise ValueError(f"unknown provider {settings.provider!r}")
 
 
@@ -30,9 +40,13 @@ def build_app(settings: DialerSettings) -> FastAPI:
         provider=provider,
         bus=rt.bus,
         clock=rt.clock,
+        suppressions=SuppressionRepository(rt.db),
         check_window=settings.guard_calling_window,
+        lease_min_real_seconds=settings.lease_min_real_seconds,
     )
     provider.on_end(handlers.on_call_result)
+    if isinstance(provider, HttpProvider):
+        provider.on_callback(handlers.on_gateway_callback)
     rt.startup.append(calls.ensure_indexes)
     provider.install(rt)
     rt.consume(
@@ -40,8 +54,17 @@ def build_app(settings: DialerSettings) -> FastAPI:
         (CampaignCreated, handlers.on_campaign_created),
         (CampaignStatusChanged, handlers.on_campaign_status_changed),
     )
-    rt.consume(DISPATCH, (TaskDispatched, handlers.on_task_dispatched))
-    return build_http_app(rt, title="Outbound dialer")
+    rt.consume(
+        DISPATCH,
+        (TaskDispatched, handlers.on_task_dispatched),
+        (LeaseExpired, handlers.on_lease_expired),
+    )
+    rt.consume(
+        SUPPRESSIONS,
+        (SuppressionAdded, handlers.on_suppression_added),
+        (SuppressionRemoved, handlers.on_suppression_removed),
+    )
+    return build_http_app(rt, *provider.routers(), title="Outbound dialer")
 
 
 def main() -> None:

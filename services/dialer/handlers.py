@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -9,9 +10,10 @@ import structlog
 from dialer.campaigns import CampaignProjection
 from dialer.domain import abort_reason, contact_variables, render_template
 from dialer.metrics import CALLS_ABORTED, CALLS_ENDED, CALLS_PLACED
-from dialer.providers.base import CallResult, DialOrder, VoiceProvider
-from dialer.repository import CallRepository
-from outbound_core.clock import Clock
+from dialer.providers.base import CallResult, DialOrder, ProviderError, VoiceProvider
+from dialer.providers.http import GatewayCallback
+from dialer.repository import CallRepository, SuppressionRepository
+from outbound_core.clock import Clock, utc
 from outbound_core.events import (
     CallAborted,
     CallEnded,
@@ -19,8 +21,11 @@ from outbound_core.events import (
     CampaignCreated,
     CampaignStatusChanged,
     Envelope,
+    LeaseExpired,
     LeaseReleased,
     Payload,
+    SuppressionAdded,
+    SuppressionRemoved,
     TaskDispatched,
 )
 from outbound_core.ids import stable_id
@@ -40,8 +45,12 @@ class DialerHandlers:
         provider: VoiceProvider,
         bus: EventBus,
         clock: Clock,
+        suppressions: SuppressionRepository,
         check_window: bool = True,
+        lease_min_real_seconds: float = 0.0,
     ) -> None:
+        self.suppressions = suppressions
+        self.lease_min_real_seconds = lease_min_real_seconds
         self.calls = calls
         self.campaigns = campaigns
         self.provider = provider
@@ -87,9 +96,13 @@ class DialerHandlers:
             phone=d.dial.phone,
             contact_timezone=d.dial.timezone,
             now=self.clock.now(),
-            lease_expires_at=d.lease_expires_at,
+            lease_expires_at=self._lease_deadline(env, d),
             check_window=self.check_window,
         )
+        if reason is None and await self.suppressions.is_suppressed(
+            org_id=env.org_id, phone=d.dial.phone
+        ):
+            reason = "opted_out"  # the org's suppression list: never dialled again
         if reason is not None or campaign is None:
             reason = reason or "campaign_unknown"
             if await self.calls.record_abort(
@@ -110,6 +123,12 @@ class DialerHandlers:
         if not await self.calls.insert(doc=doc):
             return  # a concurrent delivery recorded it first and dials it
         await self._place(doc, causation=env)
+
+    def _lease_deadline(self, env: Envelope, d: TaskDispatched) -> datetime:
+        """The allocator never expires a lease sooner than its minimum in real seconds; in a
+        fast simulated clock that is later than the lease's virtual expiry."""
+        floor = env.occurred_at + timedelta(seconds=self.lease_min_real_seconds * self.clock.speed)
+        return max(d.lease_expires_at, floor)
 
     def _call_doc(
         self, env: Envelope, d: TaskDispatched, call_id: str, campaign: dict[str, Any]
@@ -134,6 +153,9 @@ class DialerHandlers:
             "system_prompt": render_template(agent.get("system_prompt", ""), variables),
             "voicemail_action": campaign.get("voicemail_action", "hangup"),
             "voicemail_message": render_template(agent.get("voicemail_message", ""), variables),
+            "agent_name": agent.get("name", ""),
+            "context": variables,
+            "lease_expires_at": d.lease_expires_at,
             "sim_outcomes": list(d.dial.sim_outcomes),
             "status": "dialing",
             "created_at": self.clock.now(),
@@ -152,8 +174,28 @@ class DialerHandlers:
             voicemail_action=doc["voicemail_action"],
             voicemail_message=doc["voicemail_message"],
             sim_outcomes=tuple(doc.get("sim_outcomes") or ()),
+            agent_name=doc.get("agent_name", ""),
+            context=doc.get("context") or {},
         )
-        await self.provider.dial(order)
+        try:
+            await self.provider.dial(order)
+        except ProviderError as exc:
+            # Timeout, 5xx, refusal: a failed (retryable) attempt, reported like any other end.
+            log.warning(
+                "provider could not place the call", call_id=order.call_id, reason=exc.reason
+            )
+            now = self.clock.now()
+            failed = CallResult(
+                call_id=order.call_id,
+                status="failed",
+                outcome=None,
+                turns=0,
+                duration_seconds=0.0,
+                started_at=now,
+                ended_at=now,
+            )
+            await self._end(doc, failed, closed_by="provider_error", failure=exc.reason)
+            return
         started_at = self.clock.now()
         if await self.calls.mark_active(call_id=order.call_id, at=started_at):
             CALLS_PLACED.inc()
@@ -205,28 +247,40 @@ class DialerHandlers:
 
     # -- provider -------------------------------------------------------------------------
 
-    async def on_call_result(self, r: CallResult) -> None:
-        """A call ended: store it, then publish CallEnded and give the slot back."""
+    async def on_call_result(self, r: CallResult) -> str | None:
+        """A call ended: store it, then publish CallEnded and give the slot back.
+
+        Returns "recorded", "duplicate" (reported before: published again, same event ids),
+        "late" (the call was already closed by its lease expiring or a provider error: kept on
+        the record, never counted twice), or None for a call the dialer never recorded."""
         doc = await self.calls.get(call_id=r.call_id)
         if doc is None:
             log.warning("provider reported a call the dialer never recorded", call_id=r.call_id)
-            return
-        if await self.calls.finish(
-            call_id=r.call_id,
-            fields={
-                "result_status": r.status,
-                "outcome": r.outcome,
-                "turns": r.turns,
-                "duration_seconds": r.duration_seconds,
-                "transcript": r.transcript,
-                "cost": r.cost,
-                "callback_at": r.callback_at,
-                "started_at": r.started_at,
-                "ended_at": r.ended_at,
-                "recording_url": r.recording_url,
-            },
-        ):
+            return None
+        if doc.get("status") == "ended" and doc.get("closed_by", "provider") != "provider":
+            await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
+            log.warning(
+                "late call result recorded, not counted",
+                call_id=r.call_id,
+                closed_by=doc.get("closed_by"),
+                status=r.status,
+            )
+            return "late"
+        return await self._end(doc, r, closed_by="provider")
+
+    async def _end(
+        self, doc: dict[str, Any], r: CallResult, *, closed_by: str, failure: str | None = None
+    ) -> str:
+        fields = {**_result_fields(r), "closed_by": closed_by, "failure": failure}
+        first = await self.calls.finish(call_id=r.call_id, fields=fields)
+        if first:
             CALLS_ENDED.labels(r.status).inc()
+        else:
+            now_doc = await self.calls.get(call_id=r.call_id) or doc
+            if now_doc.get("closed_by", closed_by) != closed_by:
+                # Closed meanwhile by something else (a lease expiry): keep, never count twice.
+                await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
+                return "late"
         log.info("call ended", call_id=r.call_id, status=r.status, outcome=r.outcome, turns=r.turns)
         ended = CallEnded(
             call_id=r.call_id,
@@ -255,6 +309,56 @@ class DialerHandlers:
             call_id=r.call_id,
         )
         await self._publish_for(doc, ALLOCATOR, released, key=doc["org_id"])
+        return "recorded" if first else "duplicate"
+
+    # -- http provider callbacks --------------------------------------------------------------
+
+    async def on_gateway_callback(self, cb: GatewayCallback) -> str | None:
+        if cb.type == "call.started":
+            found = await self.calls.mark_answered(
+                call_id=cb.call_id, at=self.clock.now(), provider_call_id=cb.provider_call_id
+            )
+            return "recorded" if found else None
+        doc = await self.calls.get(call_id=cb.call_id)
+        if doc is None:
+            return None
+        now = self.clock.now()
+        started = doc.get("answered_at") or doc.get("dialed_at") or doc.get("created_at") or now
+        return await self.on_call_result(
+            CallResult(
+                call_id=cb.call_id,
+                status=cb.status or "failed",
+                outcome=cb.outcome,
+                turns=cb.turns,
+                duration_seconds=cb.duration_seconds,
+                started_at=utc(started),
+                ended_at=now,
+                transcript=cb.transcript,
+                cost=cb.cost,
+                callback_at=cb.callback_at,
+                recording_url=cb.recording_url,
+            )
+        )
+
+    # -- dispatch.v1: lease expiries -----------------------------------------------------------
+
+    async def on_lease_expired(self, env: Envelope, ev: LeaseExpired) -> None:
+        """The call's end never arrived: close the record (the planner counts the attempt as
+        failed). A result that arrives later is kept but not counted."""
+        call_id = stable_id("call", ev.task_id, ev.attempt)
+        if await self.calls.close_expired(
+            call_id=call_id, lease_id=ev.lease_id, at=self.clock.now()
+        ):
+            CALLS_ENDED.labels("lease_expired").inc()
+            log.warning("call closed: lease expired without an end", call_id=call_id)
+
+    # -- suppressions.v1 ------------------------------------------------------------------------
+
+    async def on_suppression_added(self, env: Envelope, ev: SuppressionAdded) -> None:
+        await self.suppressions.add(org_id=env.org_id, phone=ev.phone, reason=ev.reason)
+
+    async def on_suppression_removed(self, env: Envelope, ev: SuppressionRemoved) -> None:
+        await self.suppressions.remove(org_id=env.org_id, phone=ev.phone)
 
     async def _publish_for(
         self, doc: dict[str, Any], topic: Topic, payload: Payload, *, key: str
@@ -267,3 +371,18 @@ class DialerHandlers:
             dedupe_parts=(doc["_id"],),
         )
         await self.bus.publish(topic, env, key=key)
+
+
+def _result_fields(r: CallResult) -> dict[str, Any]:
+    return {
+        "result_status": r.status,
+        "outcome": r.outcome,
+        "turns": r.turns,
+        "duration_seconds": r.duration_seconds,
+        "transcript": r.transcript,
+        "cost": r.cost,
+        "callback_at": r.callback_at,
+        "started_at": r.started_at,
+        "ended_at": r.ended_at,
+        "recording_url": r.recording_url,
+    }

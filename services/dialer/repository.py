@@ -46,6 +46,35 @@ class CallRepository:
         )
         return res.modified_count == 1
 
+    async def mark_answered(
+        self, *, call_id: str, at: datetime, provider_call_id: str | None
+    ) -> bool:
+        """The provider says the call started; False if the dialer never recorded it."""
+        res = await self.calls.update_one(
+            {"_id": call_id},
+            {"$set": {"answered_at": at, "provider_call_id": provider_call_id}},
+        )
+        return res.matched_count == 1
+
+    async def close_expired(self, *, call_id: str, lease_id: str, at: datetime) -> bool:
+        """Close a call whose lease expired before its end arrived; False if it had ended."""
+        res = await self.calls.update_one(
+            {"_id": call_id, "lease_id": lease_id, "status": {"$ne": "ended"}},
+            {
+                "$set": {
+                    "status": "ended",
+                    "result_status": "failed",
+                    "closed_by": "lease_expired",
+                    "ended_at": at,
+                }
+            },
+        )
+        return res.modified_count == 1
+
+    async def record_late(self, *, call_id: str, fields: Doc) -> None:
+        """Keep a result that arrived after the call was closed (reconciliation, no counting)."""
+        await self.calls.update_one({"_id": call_id}, {"$set": {"late_result": fields}})
+
     async def record_abort(self, *, lease_id: str, doc: Doc) -> bool:
         try:
             await self.aborts.insert_one({"_id": lease_id, **doc})
@@ -83,3 +112,21 @@ class CampaignRepository:
     async def get_status(self, *, campaign_id: str) -> str | None:
         doc = await self.campaigns.find_one({"_id": campaign_id}, {"status": 1})
         return None if doc is None else doc.get("status")
+
+
+class SuppressionRepository:
+    """The dialer's projection of suppressions.v1: numbers it must never dial, per org."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.suppressed = db["suppressed_numbers"]
+
+    async def add(self, *, org_id: str, phone: str, reason: str) -> None:
+        await self.suppressed.update_one(
+            {"_id": f"{org_id}:{phone}"}, {"$set": {"reason": reason}}, upsert=True
+        )
+
+    async def remove(self, *, org_id: str, phone: str) -> None:
+        await self.suppressed.delete_one({"_id": f"{org_id}:{phone}"})
+
+    async def is_suppressed(self, *, org_id: str, phone: str) -> bool:
+        return await self.suppressed.find_one({"_id": f"{org_id}:{phone}"}, {"_id": 1}) is not None

@@ -3,7 +3,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from outbound_core.settings import ServiceSettings
@@ -31,9 +31,40 @@ class DialerSettings(ServiceSettings):
     http_port: int = 8083
     database: str = "outbound_dialer"
 
-    provider: Literal["sim"] = Field("sim", description="Voice provider that places the calls.")
+    provider: Literal["sim", "http"] = Field(
+        "sim", description="Voice provider that places the calls: sim or http (a voice gateway)."
+    )
+    http_gateway_url: str | None = Field(
+        None, description="http provider: URL the dialer POSTs each call to."
+    )
+    http_gateway_token: str | None = Field(
+        None, description="http provider: optional Bearer token sent to the gateway."
+    )
+    http_callback_url: str | None = Field(
+        None,
+        description="http provider: public URL of this dialer's /v1/provider/callbacks "
+        "(default: http://<host>:<port>/v1/provider/callbacks).",
+    )
+    http_callback_secret: str | None = Field(
+        None,
+        description="http provider: Standard Webhooks secret (whsec_…) the gateway signs its "
+        "callbacks with.",
+    )
+    http_timeout_seconds: float = Field(
+        10.0, gt=0, description="http provider: real seconds to wait for the gateway's answer."
+    )
+    max_call_seconds: int = Field(
+        1800, ge=1, description="Longest call the provider is asked to allow."
+    )
     guard_calling_window: bool = Field(
         True, description="Refuse (abort) a dispatch that arrives outside the calling window."
+    )
+    lease_min_real_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="A lease is trusted for at least this many real seconds after it was "
+        "granted, however fast the simulated clock runs (match SLOT_ALLOCATOR_LEASE_MIN_REAL_"
+        "SECONDS): a loaded dialer must not refuse leases the allocator still holds.",
     )
     sim_database: str = Field(
         "outbound_simulator", description="Database of the simulated phone network."
@@ -61,6 +92,23 @@ class DialerSettings(ServiceSettings):
         if not value or sum(value.values()) <= 0 or any(w < 0 for w in value.values()):
             raise ValueError("sim_outcome_weights needs non-negative weights with a positive sum")
         return value
+
+    @model_validator(mode="after")
+    def _http_needs_gateway(self) -> DialerSettings:
+        if self.provider == "http":
+            if not self.http_gateway_url or not self.http_callback_secret:
+                raise ValueError(
+                    "the http provider needs http_gateway_url and http_callback_secret"
+                )
+            weak = self.http_callback_secret.removeprefix("whsec_") in ("", "changeme", "secret")
+            if weak and self.environment != "development":
+                raise ValueError("http_callback_secret is a placeholder")
+        return self
+
+    def callback_url(self) -> str:
+        return self.http_callback_url or (
+            f"http://{self.http_host}:{self.http_port}/v1/provider/callbacks"
+        )
 
 
 @lru_cache

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from disposition import api
 from disposition.handlers import DispositionHandlers
 from disposition.repository import DispositionRepository
 from disposition.settings import DispositionSettings, get_settings
@@ -13,10 +14,12 @@ from outbound_core.topics import CALLS
 def build_app(settings: DispositionSettings) -> FastAPI:
     rt = Runtime.create(settings)
     repo = DispositionRepository(rt.db)
-    handlers = DispositionHandlers(repo=repo, bus=rt.bus)
+    handlers = DispositionHandlers(repo=repo, bus=rt.bus, settings=settings)
     rt.startup.append(repo.ensure_indexes)
     rt.consume(CALLS, (CallEnded, handlers.on_call_ended))
-    return build_http_app(rt, title="Outbound disposition")
+    app = build_http_app(rt, api.router, title="Outbound disposition")
+    app.state.repo = repo
+    return app
 
 
 def main() -> None:

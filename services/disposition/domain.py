@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+from disposition.classifier import classify
+
+CustomKind = Literal["terminal", "retryable"]
 
 CANONICAL = (
     "interested",
@@ -68,6 +74,7 @@ class Disposition:
     terminal: bool
     custom: bool = False
     callback_at: datetime | None = None
+    why: str | None = None  # how the label was reached when it was not the provider's own
 
 
 def canonical_label(raw: str | None) -> tuple[str | None, bool]:
@@ -83,27 +90,54 @@ def canonical_label(raw: str | None) -> tuple[str | None, bool]:
 
 
 def decide(
-    *, status: str, outcome: str | None, turns: int, callback_at: datetime | None
+    *,
+    status: str,
+    outcome: str | None,
+    turns: int,
+    callback_at: datetime | None,
+    transcript: Sequence[Mapping[str, str]] = (),
+    ended_at: datetime | None = None,
+    custom_labels: Mapping[str, CustomKind] | None = None,
 ) -> Disposition:
     """The disposition of one ended call.
 
     - a call that did not connect takes its status (no_answer, busy, failed, voicemail);
     - a completed call with at most one conversation turn counts as no_answer;
-    - otherwise the provider's outcome label (canonical, alias or custom), or ``completed``.
+    - otherwise the provider's outcome label (canonical, alias or custom);
+    - with no label, the transcript classifier (opt-out, wrong number, callback phrases);
+    - else ``completed``.
+
+    Custom labels the workspace defined are terminal or retryable as defined; an unknown label
+    is kept as a custom, terminal label (and reported by the caller), never dropped.
     """
     if status != "completed":
         label, _ = canonical_label(status)
         label = label if label in CANONICAL else "failed"
         return Disposition(label=label, connected=False, terminal=False)
     if turns <= 1:
-        return Disposition(label="no_answer", connected=False, terminal=False)
+        return Disposition(label="no_answer", connected=False, terminal=False, why="short_call")
     label, custom = canonical_label(outcome)
+    why = None
+    if label is None and transcript and ended_at is not None:
+        found = classify(transcript, ended_at=ended_at)
+        if found is not None:
+            label, custom, why = found.label, False, f"transcript: {found.matched!r}"
+            callback_at = callback_at or found.callback_at
     if label is None:
         label = "completed"
     if custom:
-        # Unknown labels are kept (never dropped) and treated as terminal outcomes of a
-        # conversation; workspace-defined custom labels refine this later.
-        return Disposition(label=label, connected=True, terminal=True, custom=True)
+        kind = (custom_labels or {}).get(label)
+        return Disposition(
+            label=label,
+            connected=True,
+            terminal=kind != "retryable",
+            custom=True,
+            why=None if kind else "unknown_label",
+        )
     if label == "callback":
-        return Disposition(label=label, connected=True, terminal=False, callback_at=callback_at)
-    return Disposition(label=label, connected=label in CONNECTED, terminal=label in TERMINAL)
+        return Disposition(
+            label=label, connected=True, terminal=False, callback_at=callback_at, why=why
+        )
+    return Disposition(
+        label=label, connected=label in CONNECTED, terminal=label in TERMINAL, why=why
+    )

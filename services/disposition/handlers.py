@@ -1,51 +1,61 @@
 from __future__ import annotations
 
+import structlog
+
+from disposition.breaker import BreakerPolicy, describe, should_trip
 from disposition.domain import decide
-from disposition.repository import DispositionRepository
-from outbound_core.events import CallEnded, DispositionRecorded, Envelope
+from disposition.repository import DispositionRepository, Doc
+from disposition.settings import DispositionSettings
+from outbound_core.events import (
+    CallEnded,
+    CampaignPauseRequested,
+    DispositionRecorded,
+    Envelope,
+    SuppressionAdded,
+)
 from outbound_core.kafka import EventBus
-from outbound_core.topics import DISPOSITIONS
+from outbound_core.phones import mask_phone
+from outbound_core.topics import DISPOSITIONS, SUPPRESSIONS
+
+log = structlog.get_logger(__name__)
 
 
 class DispositionHandlers:
-    def __init__(self, *, repo: DispositionRepository, bus: EventBus) -> None:
+    def __init__(
+        self, *, repo: DispositionRepository, bus: EventBus, settings: DispositionSettings
+    ) -> None:
         self.repo = repo
         self.bus = bus
+        self.settings = settings
+        self.breaker = BreakerPolicy(
+            window=settings.breaker_window,
+            min_attempts=settings.breaker_min_attempts,
+            threshold=settings.breaker_failure_threshold,
+        )
 
     async def on_call_ended(self, env: Envelope, call: CallEnded) -> None:
         existing = await self.repo.get(call.call_id)
+        first = existing is None
         if existing is None:
-            d = decide(
-                status=call.status,
-                outcome=call.outcome,
-                turns=call.turns,
-                callback_at=call.callback_at,
+            existing = await self._record(env, call)
+        if existing["disposition"] == "opt_out" and call.phone:
+            # Every delivery: a crash between the write and the publish is repaired.
+            await self.repo.suppress(
+                org_id=env.org_id,
+                phone=call.phone,
+                reason="opt_out",
+                source=call.call_id,
+                at=self.bus.now(),
             )
-            existing = {
-                "task_id": call.task_id,
-                "campaign_id": call.campaign_id,
-                "org_id": env.org_id,
-                "workspace_id": env.workspace_id,
-                "attempt": call.attempt,
-                "disposition": d.label,
-                "raw_outcome": call.outcome,
-                "raw_status": call.status,
-                "connected": d.connected,
-                "terminal": d.terminal,
-                "custom": d.custom,
-                "callback_at": d.callback_at,
-                "duration_seconds": call.duration_seconds,
-                "turns": call.turns,
-                "recorded_at": self.bus.now(),
-            }
-            await self.repo.record(call_id=call.call_id, doc=existing)
-            if d.label == "opt_out" and call.phone:
-                await self.repo.suppress(
-                    org_id=env.org_id,
-                    phone=call.phone,
-                    reason="opt_out disposition",
-                    at=self.bus.now(),
-                )
+            await self.bus.emit(
+                SUPPRESSIONS,
+                SuppressionAdded(phone=call.phone, reason="opt_out", source_call_id=call.call_id),
+                key=env.org_id,
+                org_id=env.org_id,
+                workspace_id=env.workspace_id,
+                causation=env,
+                dedupe_parts=(call.call_id,),
+            )
         # Published on every delivery (stable event id): a crash after the insert but before
         # the publish is repaired by the redelivery.
         await self.bus.emit(
@@ -68,4 +78,62 @@ class DispositionHandlers:
             workspace_id=env.workspace_id,
             causation=env,
             dedupe_parts=(call.call_id,),
+        )
+        if first:
+            await self._watch_failures(env, call, failed=existing["disposition"] == "failed")
+
+    async def _record(self, env: Envelope, call: CallEnded) -> Doc:
+        d = decide(
+            status=call.status,
+            outcome=call.outcome,
+            turns=call.turns,
+            callback_at=call.callback_at,
+            transcript=call.transcript,
+            ended_at=call.ended_at,
+            custom_labels=self.settings.labels_for(env.workspace_id),
+        )
+        if d.why == "unknown_label":
+            log.warning("unknown outcome label kept as custom", label=d.label, call_id=call.call_id)
+        doc: Doc = {
+            "task_id": call.task_id,
+            "campaign_id": call.campaign_id,
+            "org_id": env.org_id,
+            "workspace_id": env.workspace_id,
+            "attempt": call.attempt,
+            "disposition": d.label,
+            "raw_outcome": call.outcome,
+            "raw_status": call.status,
+            "connected": d.connected,
+            "terminal": d.terminal,
+            "custom": d.custom,
+            "why": d.why,
+            "callback_at": d.callback_at,
+            "duration_seconds": call.duration_seconds,
+            "turns": call.turns,
+            "recorded_at": self.bus.now(),
+        }
+        await self.repo.record(call_id=call.call_id, doc=doc)
+        if d.label == "opt_out":
+            log.info("number opted out", phone=mask_phone(call.phone or ""), call_id=call.call_id)
+        return doc
+
+    async def _watch_failures(self, env: Envelope, call: CallEnded, *, failed: bool) -> None:
+        recent = await self.repo.push_attempt(
+            campaign_id=call.campaign_id, failed=failed, window=self.breaker.window
+        )
+        if not failed or not should_trip(recent, self.breaker):
+            return
+        detail = describe(recent, self.breaker)
+        await self.repo.trip(campaign_id=call.campaign_id, at=self.bus.now())
+        log.warning("circuit breaker tripped", campaign_id=call.campaign_id, detail=detail)
+        await self.bus.emit(
+            DISPOSITIONS,
+            CampaignPauseRequested(
+                campaign_id=call.campaign_id, reason="circuit_breaker", detail=detail
+            ),
+            key=call.campaign_id,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
+            dedupe_parts=(call.call_id, "breaker"),
         )

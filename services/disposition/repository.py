@@ -3,20 +3,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+Doc = dict[str, Any]
+
+
+def _sid(org_id: str, phone: str) -> str:
+    return f"{org_id}:{phone}"
+
 
 class DispositionRepository:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.dispositions = db["dispositions"]
         self.suppressions = db["suppressions"]
+        self.breakers = db["breakers"]
 
     async def ensure_indexes(self) -> None:
         await self.suppressions.create_index([("org_id", 1), ("phone", 1)], unique=True)
         await self.dispositions.create_index([("task_id", 1)])
 
-    async def record(self, *, call_id: str, doc: dict[str, Any]) -> bool:
+    async def record(self, *, call_id: str, doc: Doc) -> bool:
         """Store the disposition of a call once; False if it was already recorded."""
         try:
             await self.dispositions.insert_one({"_id": call_id, **doc})
@@ -24,12 +32,49 @@ class DispositionRepository:
         except DuplicateKeyError:
             return False
 
-    async def get(self, call_id: str) -> dict[str, Any] | None:
+    async def get(self, call_id: str) -> Doc | None:
         return await self.dispositions.find_one({"_id": call_id})
 
-    async def suppress(self, *, org_id: str, phone: str, reason: str, at: datetime) -> None:
-        await self.suppressions.update_one(
-            {"org_id": org_id, "phone": phone},
-            {"$setOnInsert": {"org_id": org_id, "phone": phone, "reason": reason, "at": at}},
+    # suppression list ---------------------------------------------------------------------------
+    async def suppress(
+        self, *, org_id: str, phone: str, reason: str, at: datetime, source: str | None = None
+    ) -> bool:
+        """Add a number to the org's list; False if it was there already (first reason kept)."""
+        res = await self.suppressions.update_one(
+            {"_id": _sid(org_id, phone)},
+            {
+                "$setOnInsert": {
+                    "org_id": org_id,
+                    "phone": phone,
+                    "reason": reason,
+                    "source": source,
+                    "at": at,
+                }
+            },
             upsert=True,
+        )
+        return res.upserted_id is not None
+
+    async def unsuppress(self, *, org_id: str, phone: str) -> bool:
+        res = await self.suppressions.delete_one({"_id": _sid(org_id, phone)})
+        return res.deleted_count == 1
+
+    async def suppression(self, *, org_id: str, phone: str) -> Doc | None:
+        return await self.suppressions.find_one({"_id": _sid(org_id, phone)})
+
+    # circuit breaker ----------------------------------------------------------------------------
+    async def push_attempt(self, *, campaign_id: str, failed: bool, window: int) -> list[bool]:
+        """Append one attempt's result to the campaign's window; returns the window."""
+        doc = await self.breakers.find_one_and_update(
+            {"_id": campaign_id},
+            {"$push": {"recent": {"$each": [failed], "$slice": -window}}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return list(doc.get("recent", [])) if doc else [failed]
+
+    async def trip(self, *, campaign_id: str, at: datetime) -> None:
+        # A fresh window after a trip: a resumed campaign must fail anew to trip again.
+        await self.breakers.update_one(
+            {"_id": campaign_id}, {"$set": {"recent": [], "tripped_at": at}, "$inc": {"trips": 1}}
         )

@@ -11,13 +11,15 @@ from outbound_core.events import (
     ContactsAdded,
     DispositionRecorded,
     LeaseExpired,
+    SuppressionAdded,
     TaskDispatched,
 )
 from outbound_core.service import Runtime, build_http_app, serve
-from outbound_core.topics import CALLS, CAMPAIGNS, DISPATCH, DISPOSITIONS
+from outbound_core.topics import CALLS, CAMPAIGNS, DISPATCH, DISPOSITIONS, SUPPRESSIONS
 from task_planner.planner import Planner
 from task_planner.repository import PlannerRepository
 from task_planner.settings import PlannerSettings, get_settings
+from task_planner.suppressions import SuppressionHandlers
 
 
 def build_app(settings: PlannerSettings) -> FastAPI:
@@ -39,7 +41,10 @@ def build_app(settings: PlannerSettings) -> FastAPI:
     rt.consume(
         DISPATCH, (TaskDispatched, planner.on_dispatched), (LeaseExpired, planner.on_lease_expired)
     )
-    rt.consume(CALLS, (CallAborted, planner.on_call_aborted))
+    suppressions = SuppressionHandlers(planner)
+    rt.startup.append(suppressions.ensure_indexes)
+    rt.consume(SUPPRESSIONS, (SuppressionAdded, suppressions.on_suppression_added))
+    rt.consume(CALLS, (CallAborted, suppressions.on_call_aborted))
     rt.consume(DISPOSITIONS, (DispositionRecorded, planner.on_disposition))
     ticker = rt.every("due-tasks", planner.tick, settings.tick_seconds)
     planner.kick = ticker.kick

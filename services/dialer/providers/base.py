@@ -8,11 +8,23 @@ a crash between recording the call and hearing back from the provider)."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from fastapi import APIRouter
+
 from outbound_core.service import Runtime
+
+
+class ProviderError(Exception):
+    """The provider could not place the call (timeout, 5xx, refused). The attempt counts as
+    failed (retryable); it is never lost."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,8 @@ class DialOrder:
     voicemail_action: str = "hangup"
     voicemail_message: str = ""
     sim_outcomes: tuple[str, ...] = ()
+    agent_name: str = ""
+    context: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,7 @@ class CallResult:
     recording_url: str | None = None
 
 
-EndHandler = Callable[[CallResult], Awaitable[None]]
+EndHandler = Callable[[CallResult], Awaitable[object]]
 
 
 class VoiceProvider(abc.ABC):
@@ -71,6 +85,11 @@ class VoiceProvider(abc.ABC):
     def install(self, rt: Runtime) -> None:  # noqa: B027 - optional hook, most need nothing
         """Register startup hooks and background loops on the runtime, if any."""
 
+    def routers(self) -> list[APIRouter]:
+        """HTTP routes the provider needs on the dialer's app (e.g. its callback endpoint)."""
+        return []
+
     @abc.abstractmethod
     async def dial(self, order: DialOrder) -> None:
-        """Place the call (idempotent per ``order.call_id``); raise if it could not be placed."""
+        """Place the call (idempotent per ``order.call_id``); raise :class:`ProviderError` if it
+        could not be placed."""

@@ -16,7 +16,7 @@ import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from dialer.providers.base import CallResult, DialOrder, VoiceProvider
+from dialer.providers.base import CallResult, DialOrder, ProviderError, VoiceProvider
 from dialer.providers.sim_script import pick_outcome, plan_call
 from dialer.settings import DialerSettings
 from outbound_core.clock import Clock, utc
@@ -24,6 +24,8 @@ from outbound_core.phones import mask_phone
 from outbound_core.service import Runtime, Ticker
 
 log = structlog.get_logger(__name__)
+
+PROVIDER_ERRORS = {"timeout": "provider_timeout", "error_5xx": "provider_5xx"}
 
 
 class SimProvider(VoiceProvider):
@@ -57,6 +59,10 @@ class SimProvider(VoiceProvider):
             phone=order.to,
             weights=self.settings.sim_outcome_weights,
         )
+        if outcome in PROVIDER_ERRORS:
+            # What a gateway that times out or answers 5xx looks like to the dialer.
+            log.info("sim provider error", call_id=order.call_id, outcome=outcome)
+            raise ProviderError(PROVIDER_ERRORS[outcome])
         plan = plan_call(
             outcome=outcome,
             phone=order.to,
