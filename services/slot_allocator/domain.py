@@ -37,7 +37,9 @@ from typing import Any
 
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2}
 
-SortKey = tuple[int, int, int, datetime, float]
+# (callback first, campaign priority, attempt priority, eligible time as epoch seconds, tie-break):
+# plain numbers, because comparing them is most of a decision's cost
+SortKey = tuple[int, int, int, float, float]
 Class = tuple[int, int, int]
 
 
@@ -66,7 +68,7 @@ class QueuedTask:
             0 if self.callback else 1,
             -PRIORITY_RANK.get(self.campaign_priority, 1),
             self.attempt_priority,
-            self.eligible_at,
+            self.eligible_at.timestamp(),
             self.tiebreak,
         )
 
@@ -135,6 +137,7 @@ class WorkspaceState:
     grantable: int = 0  # sum of its campaigns' grantable
     deficit: int = 0  # slots of its allocation it is owed now, for work it has
     heap: list[tuple[SortKey, int, str]] = field(default_factory=list)  # ready campaigns
+    heap_limit: int = 64  # compact the heap when stale entries make it longer than this
     version: int = 0
 
 
@@ -148,12 +151,13 @@ class OrgState:
     leases: dict[str, Lease] = field(default_factory=dict)
     active_by_campaign: dict[str, int] = field(default_factory=dict)
     reserved: int = 0
-    owed: list[tuple[tuple[int, int, int, int, datetime, float], int, str]] = field(
+    owed: list[tuple[tuple[int, int, int, int, float, float], int, str]] = field(
         default_factory=list
     )
-    borrowing: list[tuple[tuple[int, int, int, int, datetime, float], int, str]] = field(
+    borrowing: list[tuple[tuple[int, int, int, int, float, float], int, str]] = field(
         default_factory=list
     )
+    heap_limit: int = 64
     paced: list[tuple[datetime, int, str]] = field(default_factory=list)
     buckets: dict[str, Bucket] = field(default_factory=dict)
     number_cps: dict[str, float] = field(default_factory=dict)
@@ -370,7 +374,7 @@ class Allocator:
     def _top(
         self,
         org: OrgState,
-        heap: list[tuple[tuple[int, int, int, int, datetime, float], int, str]],
+        heap: list[tuple[tuple[int, int, int, int, float, float], int, str]],
     ) -> WorkspaceState | None:
         while heap:
             _, version, ws_id = heap[0]
@@ -474,7 +478,7 @@ class Allocator:
         ws.deficit = deficit
 
     @staticmethod
-    def _ws_rank(ws: WorkspaceState) -> tuple[int, int, int, int, datetime, float]:
+    def _ws_rank(ws: WorkspaceState) -> tuple[int, int, int, int, float, float]:
         cb, prio, ap, eligible, tiebreak = ws.heap[0][0]
         return (cb, prio, ap, ws.active, eligible, tiebreak)
 
@@ -488,10 +492,34 @@ class Allocator:
             if camp is not None and camp.version == version:
                 break
             heapq.heappop(heap)
+        if len(heap) > ws.heap_limit:
+            self._compact_ws(org, ws)
         ws.version += 1
-        if not heap:
-            return
-        if ws.active < ws.allocation:
-            heapq.heappush(org.owed, (self._ws_rank(ws), ws.version, ws.workspace_id))
-        elif not ws.hard:
-            heapq.heappush(org.borrowing, (self._ws_rank(ws), ws.version, ws.workspace_id))
+        if heap:
+            if ws.active < ws.allocation:
+                heapq.heappush(org.owed, (self._ws_rank(ws), ws.version, ws.workspace_id))
+            elif not ws.hard:
+                heapq.heappush(org.borrowing, (self._ws_rank(ws), ws.version, ws.workspace_id))
+        if len(org.owed) + len(org.borrowing) > org.heap_limit:
+            self._compact_org(org)
+
+    # Stale (superseded) heap entries are dropped lazily when they reach the top; compacting
+    # when a heap doubles bounds both its length and the work a single decision may meet.
+    @staticmethod
+    def _compact_ws(org: OrgState, ws: WorkspaceState) -> None:
+        live = []
+        for entry in ws.heap:
+            camp = org.campaigns.get(entry[2])
+            if camp is not None and camp.version == entry[1]:
+                live.append(entry)
+        heapq.heapify(live)
+        ws.heap[:] = live
+        ws.heap_limit = 2 * len(live) + 64
+
+    @staticmethod
+    def _compact_org(org: OrgState) -> None:
+        for heap in (org.owed, org.borrowing):
+            live = [e for e in heap if (w := org.workspaces.get(e[2])) and w.version == e[1]]
+            heapq.heapify(live)
+            heap[:] = live
+        org.heap_limit = 2 * (len(org.owed) + len(org.borrowing)) + 64
