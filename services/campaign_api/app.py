@@ -7,7 +7,7 @@ from campaign_api import problems
 from campaign_api.auth import hash_key
 from campaign_api.campaigns import CampaignService
 from campaign_api.repository import ApiRepository
-from campaign_api.routes import agents, campaigns, webhooks
+from campaign_api.routes import agents, campaigns, slots, webhooks
 from campaign_api.settings import ApiSettings, get_settings
 from outbound_core.events import (
     CallEnded,
@@ -67,12 +67,14 @@ def build_app(settings: ApiSettings) -> FastAPI:
         campaigns.router,
         agents.router,
         webhooks.router,
+        slots.router,
         title="Outbound API",
         version="0.1.0",
         description=DESCRIPTION,
     )
     app.state.repo = repo
     app.state.campaigns = svc
+    app.state.outbox = outbox
     app.state.webhook_client = webhook_client
     problems.install(app)
     return app
