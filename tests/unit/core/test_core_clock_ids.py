@@ -46,19 +46,22 @@ def test_virtual_clock_before_anchor(frozen_time: types.SimpleNamespace) -> None
 
 @given(speed=st.floats(0.01, 100_000), elapsed=st.floats(0, 1e6), offset=st.floats(-1e5, 1e5))
 @PROPS
-def test_two_clocks_from_the_same_numbers_agree(speed: float, elapsed: float, offset: float
-                                                ) -> None:
+def test_two_clocks_from_the_same_numbers_agree(
+    speed: float, elapsed: float, offset: float
+) -> None:
     anchor = 1_700_000_000.0 + offset
     now = anchor + elapsed
     saved = clock_mod.time
     clock_mod.time = types.SimpleNamespace(time=lambda: now)  # type: ignore[assignment]
     try:
         a = VirtualClock(start=START, anchor=anchor, speed=speed)
-        b = VirtualClock(start=START.astimezone(timezone(timedelta(hours=5))), anchor=anchor,
-                         speed=speed)
+        b = VirtualClock(
+            start=START.astimezone(timezone(timedelta(hours=5))), anchor=anchor, speed=speed
+        )
         assert a.now() == b.now()
         assert abs((a.now() - START).total_seconds() - elapsed * speed) <= 1e-3 * max(
-            1.0, elapsed * speed)
+            1.0, elapsed * speed
+        )
     finally:
         clock_mod.time = saved  # type: ignore[assignment]
 
@@ -126,7 +129,7 @@ def test_ids_have_their_prefix(prefix: str) -> None:
     assert i.startswith(prefix + "_")
     assert has_prefix(i, prefix)
     assert len(i) == len(prefix) + 1 + 16
-    assert i[len(prefix) + 1:].isalnum()
+    assert i[len(prefix) + 1 :].isalnum()
     s = stable_id(prefix, "a", 1)
     assert has_prefix(s, prefix) and len(s) == len(prefix) + 17
 
@@ -136,8 +139,7 @@ def test_new_id_is_unique() -> None:
     assert len(ids) == 5000
 
 
-@given(st.lists(st.one_of(st.text(max_size=10), st.integers()), max_size=5),
-       st.integers(4, 32))
+@given(st.lists(st.one_of(st.text(max_size=10), st.integers()), max_size=5), st.integers(4, 32))
 @PROPS
 def test_stable_id_is_deterministic(parts: list[object], length: int) -> None:
     a = stable_id("call", *parts, length=length)

@@ -47,19 +47,19 @@ def _value(annotation: Any) -> Any:
 
 
 def _minimal(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        name: _value(f.annotation) for name, f in model.model_fields.items() if f.is_required()
-    }
+    return {name: _value(f.annotation) for name, f in model.model_fields.items() if f.is_required()}
 
 
 def _envelope(payload: Payload, **kw: Any) -> Envelope:
-    return make_envelope(payload, producer="tests", org_id="org_1", workspace_id="ws_1",
-                         occurred_at=AT, **kw)
+    return make_envelope(
+        payload, producer="tests", org_id="org_1", workspace_id="ws_1", occurred_at=AT, **kw
+    )
 
 
 def test_every_payload_class_is_registered() -> None:
     classes = {
-        v for v in vars(ev).values()
+        v
+        for v in vars(ev).values()
         if isinstance(v, type) and issubclass(v, Payload) and v is not Payload
     }
     assert classes == set(EVENT_TYPES.values())
@@ -113,8 +113,16 @@ def test_payloads_are_frozen() -> None:
 
 
 def test_unknown_event_type() -> None:
-    env = Envelope(id="evt_1", type="campaign.exploded", occurred_at=AT, producer="p",
-                   org_id="o", workspace_id="w", correlation_id="c", data={})
+    env = Envelope(
+        id="evt_1",
+        type="campaign.exploded",
+        occurred_at=AT,
+        producer="p",
+        org_id="o",
+        workspace_id="w",
+        correlation_id="c",
+        data={},
+    )
     with pytest.raises(UnknownEventType, match="campaign.exploded"):
         env.payload()
     assert issubclass(UnknownEventType, ValueError)
@@ -152,17 +160,20 @@ def test_correlation_and_causation() -> None:
     assert _envelope(p, causation=root, correlation_id="corr_x").correlation_id == "corr_x"
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"not json at all", "not_json"),
-    (b"\xff\xfe\x00garbage", "not_json"),
-    (b"", "not_json"),
-    (b"[1, 2, 3]", "not_an_envelope"),
-    (b'"a string"', "not_an_envelope"),
-    (b"42", "not_an_envelope"),
-    (b"null", "not_an_envelope"),
-    (b"{}", "invalid_envelope"),
-    (b'{"id": "evt_1", "type": "x"}', "invalid_envelope"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json at all", "not_json"),
+        (b"\xff\xfe\x00garbage", "not_json"),
+        (b"", "not_json"),
+        (b"[1, 2, 3]", "not_an_envelope"),
+        (b'"a string"', "not_an_envelope"),
+        (b"42", "not_an_envelope"),
+        (b"null", "not_an_envelope"),
+        (b"{}", "invalid_envelope"),
+        (b'{"id": "evt_1", "type": "x"}', "invalid_envelope"),
+    ],
+)
 def test_parse_envelope_poison(body: bytes, reason: str) -> None:
     with pytest.raises(PoisonMessage) as exc:
         parse_envelope(body)
@@ -184,9 +195,18 @@ def test_invalid_envelope_names_the_bad_fields() -> None:
 
 def test_parse_envelope_accepts_unknown_type() -> None:
     # the envelope is valid; the consumer decides whether it handles the type
-    body = json.dumps({"id": "evt_1", "type": "future.thing", "occurred_at": AT.isoformat(),
-                       "producer": "p", "org_id": "o", "workspace_id": "w",
-                       "correlation_id": "c", "data": {}}).encode()
+    body = json.dumps(
+        {
+            "id": "evt_1",
+            "type": "future.thing",
+            "occurred_at": AT.isoformat(),
+            "producer": "p",
+            "org_id": "o",
+            "workspace_id": "w",
+            "correlation_id": "c",
+            "data": {},
+        }
+    ).encode()
     env = parse_envelope(body)
     assert env.type == "future.thing"
     with pytest.raises(UnknownEventType):
