@@ -259,3 +259,68 @@ def test_killed_dialer_leases_expire_and_slots_return(
     assert not [d for d in leases if d["status"] == "active"], "a slot leaked"
     # every expired lease was granted again later or its attempt ended (failed, max_attempts 1)
     assert {d["status"] for d in leases} <= {"released", "expired"}
+
+
+def test_allocator_restart_mid_campaign_loses_and_doubles_no_lease(
+    slots_stack: DevStack, tenant: Tenant, mongo: MongoClient[Doc]
+) -> None:
+    assert tenant.admin.put("/v1/slots", json={"total_slots": 2}).status_code == 200
+    cid = _campaign(tenant.admin, 8, "5")
+    wait_until(
+        lambda: len(_leases(mongo, tenant.org_id)) >= 3,
+        timeout=60,
+        message="the campaign under way",
+    )
+    slots_stack.services["slot-allocator"].kill()  # no graceful shutdown
+    slots_stack.start_service("slot-allocator")
+    slots_stack.wait_ready()
+    wait_until(
+        lambda: tenant.admin.get(f"/v1/campaigns/{cid}").json()["status"] == "completed",
+        timeout=180,
+        message="campaign completed",
+    )
+    leases = _leases(mongo, tenant.org_id)
+    assert len(leases) == 8  # one lease per contact: none lost, none doubled
+    assert len({(d["task_id"], d["attempt"]) for d in leases}) == 8
+    assert all(d["status"] == "released" for d in leases)
+    assert _max_overlap(leases)["*"] <= 2
+    calls = list(mongo["outbound_simulator"]["sim_calls"].find({"campaign_id": cid}))
+    per_attempt = {(c["task_id"], c["attempt"]) for c in calls}
+    assert len(calls) == len(per_attempt) == 8, "one simulated call per (task, attempt)"
+    assert tenant.admin.get(f"/v1/campaigns/{cid}").json()["calls_made"] == 8
+
+
+def test_pause_withdraws_queued_tasks(tenant: Tenant, mongo: MongoClient[Doc]) -> None:
+    assert tenant.admin.put("/v1/slots", json={"total_slots": 1}).status_code == 200
+    cid = _campaign(tenant.admin, 10, "6")
+    wait_until(
+        lambda: len(_leases(mongo, tenant.org_id)) >= 1,
+        timeout=60,
+        message="the first call",
+    )
+    r = tenant.admin.patch(f"/v1/campaigns/{cid}", json={"action": "pause"})
+    assert r.status_code == 200, r.text
+    queue = mongo["outbound_slot_allocator"]["queue"]
+    wait_until(
+        lambda: queue.count_documents({"campaign_id": cid}) == 0,
+        timeout=30,
+        interval=0.05,
+        message="queued tasks withdrawn",
+    )
+    granted = len(_leases(mongo, tenant.org_id))
+    # every call in progress ends, and the free slot goes to nobody of this campaign
+    wait_until(
+        lambda: all(d["status"] != "active" for d in _leases(mongo, tenant.org_id)),
+        timeout=60,
+        message="calls in progress ended",
+    )
+    # a canary campaign of the same org gets the free slot; the paused one gets nothing more
+    canary = _campaign(tenant.admin, 2, "7")
+    wait_until(
+        lambda: tenant.admin.get(f"/v1/campaigns/{canary}").json()["status"] == "completed",
+        timeout=120,
+        message="canary campaign completed",
+    )
+    mine = [d for d in _leases(mongo, tenant.org_id) if d["campaign_id"] == cid]
+    assert len(mine) == granted < 10
+    assert tenant.admin.get(f"/v1/campaigns/{cid}").json()["status"] == "paused"
