@@ -43,7 +43,7 @@ SortKey = tuple[int, int, int, float, float]
 Class = tuple[int, int, int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueuedTask:
     task_id: str
     attempt: int
@@ -73,7 +73,7 @@ class QueuedTask:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lease:
     lease_id: str
     task_id: str

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from outbound_core.devstack import DevStack
+from outbound_core.devstack import SERVICES, DevStack
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,15 @@ def slots_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         },
     )
     try:
-        s.start()
+        # DevStack.start(), with more patience: the machine running the tests may be busy
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        s.start_infrastructure()
+        env = s.common_env()
+        # a restarted service must share the clock: keep the anchor for later common_env()
+        s.extra_env = {**s.extra_env, "OUTBOUND_CLOCK_ANCHOR": env["OUTBOUND_CLOCK_ANCHOR"]}
+        for name, module, prefix, _port in SERVICES:
+            s.start_service(name, module, prefix, env)
+        s.wait_ready(timeout=240)
     except Exception:
         s.stop()
         raise
@@ -248,7 +256,7 @@ def test_killed_dialer_leases_expire_and_slots_return(
         )
     finally:
         slots_stack.start_service("dialer")
-        slots_stack.wait_ready()
+        slots_stack.wait_ready(timeout=240)
     wait_until(
         lambda: tenant.admin.get(f"/v1/campaigns/{cid}").json()["status"] == "completed",
         timeout=180,
@@ -273,7 +281,7 @@ def test_allocator_restart_mid_campaign_loses_and_doubles_no_lease(
     )
     slots_stack.services["slot-allocator"].kill()  # no graceful shutdown
     slots_stack.start_service("slot-allocator")
-    slots_stack.wait_ready()
+    slots_stack.wait_ready(timeout=240)
     wait_until(
         lambda: tenant.admin.get(f"/v1/campaigns/{cid}").json()["status"] == "completed",
         timeout=180,
