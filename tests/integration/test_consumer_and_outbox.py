@@ -26,14 +26,21 @@ pytestmark = pytest.mark.integration
 
 def _settings(infra: Infra, **kw: Any) -> ServiceSettings:
     return ServiceSettings(
-        service_name=f"it-{uuid.uuid4().hex[:6]}", kafka_bootstrap_servers=infra.kafka_url,
-        mongodb_url=infra.mongo_url, handler_max_attempts=3, **kw,
+        service_name=f"it-{uuid.uuid4().hex[:6]}",
+        kafka_bootstrap_servers=infra.kafka_url,
+        mongodb_url=infra.mongo_url,
+        handler_max_attempts=3,
+        **kw,
     )
 
 
 async def _deadletters(infra: Infra, marker: str, want: int) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(DEADLETTER.name, bootstrap_servers=infra.kafka_url,
-                                auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        DEADLETTER.name,
+        bootstrap_servers=infra.kafka_url,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
     await consumer.start()
     found: list[dict[str, Any]] = []
     try:
@@ -59,8 +66,7 @@ async def test_consumer_retries_transient_errors_and_deadletters_persistent_ones
     topic = Topic(f"it.consumer.{marker[:8]}", "k", "test topic")
     await ensure_topics(settings, (topic,))
     broker = build_broker(settings)
-    bus = EventBus(broker=broker, producer=settings.service_name,
-                   now=settings.clock().now)
+    bus = EventBus(broker=broker, producer=settings.service_name, now=settings.clock().now)
     calls: dict[str, int] = {}
     handled: list[str] = []
 
@@ -72,14 +78,24 @@ async def test_consumer_retries_transient_errors_and_deadletters_persistent_ones
             raise ValueError("a bug in the handler")  # retried 3 times, then dead-lettered
         handled.append(payload.campaign_id)
 
-    Consumer(broker=broker, bus=bus, settings=settings, topic=topic,
-             handlers={CampaignDrained.TYPE: (CampaignDrained, handler)},
-             group_id=f"it-{marker}").register()
+    Consumer(
+        broker=broker,
+        bus=bus,
+        settings=settings,
+        topic=topic,
+        handlers={CampaignDrained.TYPE: (CampaignDrained, handler)},
+        group_id=f"it-{marker}",
+    ).register()
     await broker.start()
     try:
         for cid in (f"bug-{marker}", f"flaky-{marker}", f"ok-{marker}"):
-            await bus.emit(topic, CampaignDrained(campaign_id=cid, total_tasks=1), key="same",
-                           org_id="org_t", workspace_id="ws_t")
+            await bus.emit(
+                topic,
+                CampaignDrained(campaign_id=cid, total_tasks=1),
+                key="same",
+                org_id="org_t",
+                workspace_id="ws_t",
+            )
         async with asyncio.timeout(60):
             while f"ok-{marker}" not in handled:
                 await asyncio.sleep(0.05)
@@ -102,15 +118,17 @@ async def test_outbox_relays_events_whose_publish_failed(infra: Infra) -> None:
     broker = build_broker(settings)
     bus = EventBus(broker=broker, producer="it", now=settings.clock().now)
     marker = f"cmp_{uuid.uuid4().hex[:12]}"
-    env = bus.envelope(CampaignDrained(campaign_id=marker, total_tasks=2), org_id="org_t",
-                       workspace_id="ws_t")
+    env = bus.envelope(
+        CampaignDrained(campaign_id=marker, total_tasks=2), org_id="org_t", workspace_id="ws_t"
+    )
     outbox = Outbox(collection, bus, relay_after_seconds=0.0)
     # The broker connection is not started: publishing fails, the request still succeeds.
     await outbox.publish([Outgoing(LEADS, env, marker)])
     assert await collection.count_documents({}) == 1
 
-    consumer = AIOKafkaConsumer(LEADS.name, bootstrap_servers=infra.kafka_url,
-                                auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        LEADS.name, bootstrap_servers=infra.kafka_url, auto_offset_reset="earliest", group_id=None
+    )
     await consumer.start()
     await broker.start()
     try:
