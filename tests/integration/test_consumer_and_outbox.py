@@ -97,7 +97,7 @@ async def test_consumer_retries_transient_errors_and_deadletters_persistent_ones
                 workspace_id="ws_t",
             )
         async with asyncio.timeout(60):
-            while f"ok-{marker}" not in handled:
+            while f"ok-{marker}" not in handled:  # noqa: ASYNC110 - polls a test condition
                 await asyncio.sleep(0.05)
     finally:
         await broker.stop()
