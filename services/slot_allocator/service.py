@@ -92,8 +92,11 @@ class SlotService:
         await self.repo.ensure_indexes()
         for d in await self.repo.configs():
             self._apply_config(d["_id"], SlotsConfigured.model_validate(d))
+        # Releases published while this process was down wait in Kafka and are consumed only
+        # after start-up: no restored lease expires before they have had time to arrive.
+        not_before = time.time() + self.lease_min_real
         for d in await self.repo.active_leases():
-            self._track_lease(d)
+            self._track_lease({**d, "real_deadline": max(d["real_deadline"], not_before)})
         for d in await self.repo.queued():
             self.alloc.enqueue(_item_from(d))
         log.info("allocator rebuilt", leases=len(self.lease_docs))
