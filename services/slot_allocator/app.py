@@ -28,6 +28,9 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
         allocator=Allocator(default_org_slots=settings.default_org_slots),
         lease_ttl=timedelta(seconds=settings.max_call_seconds + settings.lease_grace_seconds),
         lease_min_real=settings.lease_min_real_seconds,
+        start_grace=max(
+            settings.lease_min_real_seconds, 2 * settings.kafka_session_timeout_ms / 1000
+        ),
     )
     rt.startup.append(svc.rebuild)
     rt.consume(

@@ -75,6 +75,7 @@ class SlotService:
         allocator: Allocator,
         lease_ttl: timedelta,
         lease_min_real: float,
+        start_grace: float = 0.0,
     ) -> None:
         self.repo = repo
         self.bus = bus
@@ -87,16 +88,15 @@ class SlotService:
         ] = []  # heap  # (real, virtual, org, lease)
         self.lease_docs: dict[str, Doc] = {}
         self.kick: Any = lambda: None
+        self.start_grace = start_grace
+        self._expire_from: float | None = None
 
     async def rebuild(self) -> None:
         await self.repo.ensure_indexes()
         for d in await self.repo.configs():
             self._apply_config(d["_id"], SlotsConfigured.model_validate(d))
-        # Releases published while this process was down wait in Kafka and are consumed only
-        # after start-up: no restored lease expires before they have had time to arrive.
-        not_before = time.time() + self.lease_min_real
         for d in await self.repo.active_leases():
-            self._track_lease({**d, "real_deadline": max(d["real_deadline"], not_before)})
+            self._track_lease(d)
         for d in await self.repo.queued():
             self.alloc.enqueue(_item_from(d))
         log.info("allocator rebuilt", leases=len(self.lease_docs))
@@ -244,6 +244,13 @@ class SlotService:
 
     async def expire(self) -> None:
         real_now, now = time.time(), self.clock.now()
+        # Releases published while this process was down wait in Kafka, and the consumer gets
+        # its partitions only once the dead member's session has timed out: expire nothing
+        # until they have had time to arrive.
+        if self._expire_from is None:
+            self._expire_from = real_now + self.start_grace
+        if real_now < self._expire_from:
+            return
         while self.expiries and self.expiries[0][0] <= real_now and self.expiries[0][1] <= now:
             _, _, org_id, lease_id = heapq.heappop(self.expiries)
             doc = self.lease_docs.pop(lease_id, None)
