@@ -292,7 +292,8 @@ def test_allocator_restart_mid_campaign_loses_and_doubles_no_lease(
     assert len({(d["task_id"], d["attempt"]) for d in leases}) == 8
     assert [d["status"] for d in leases] == ["released"] * 8
     assert _max_overlap(leases)["*"] <= 2
-    calls = list(mongo["outbound_simulator"]["sim_calls"].find({"campaign_id": cid}))
+    tasks = [d["task_id"] for d in leases]
+    calls = list(mongo["outbound_simulator"]["sim_calls"].find({"task_id": {"$in": tasks}}))
     per_attempt = {(c["task_id"], c["attempt"]) for c in calls}
     assert len(calls) == len(per_attempt) == 8, "one simulated call per (task, attempt)"
     assert tenant.admin.get(f"/v1/campaigns/{cid}").json()["calls_made"] == 8
