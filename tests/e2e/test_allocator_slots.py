@@ -38,7 +38,9 @@ def slots_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
             "OUTBOUND_ENVIRONMENT": "test",
             "OUTBOUND_LOG_LEVEL": "INFO",
             "SLOT_ALLOCATOR_MAX_CALL_SECONDS": "360",
-            "SLOT_ALLOCATOR_LEASE_GRACE_SECONDS": "60",  # a lease lasts 7 virtual min = 7 s
+            # a lease lasts 30 virtual minutes = 30 real seconds: calls never outlive it, even
+            # on a busy machine, unless the dialer is dead
+            "SLOT_ALLOCATOR_LEASE_GRACE_SECONDS": "1440",
             "SLOT_ALLOCATOR_LEASE_MIN_REAL_SECONDS": "5",
             "SLOT_ALLOCATOR_DEFAULT_ORG_SLOTS": "2",
         },
@@ -251,7 +253,7 @@ def test_killed_dialer_leases_expire_and_slots_return(
         cid = _campaign(tenant.admin, 4, "4")
         wait_until(
             lambda: sum(d["status"] == "expired" for d in _leases(mongo, tenant.org_id)) >= 2,
-            timeout=60,
+            timeout=150,
             message="leases of the dead dialer expired",
         )
     finally:
@@ -330,6 +332,12 @@ def test_pause_withdraws_queued_tasks(tenant: Tenant, mongo: MongoClient[Doc]) -
         timeout=120,
         message="canary campaign completed",
     )
-    mine = [d for d in _leases(mongo, tenant.org_id) if d["campaign_id"] == cid]
-    assert len(mine) == granted < 10
+    leases = _leases(mongo, tenant.org_id)
+    mine = [d for d in leases if d["campaign_id"] == cid]
+    canary_leases = [d for d in leases if d["campaign_id"] == canary]
+    assert len(canary_leases) == 2
+    # a grant decided before the withdrawal may be stored a moment after the queue emptied,
+    # but nothing of the paused campaign is granted once the canary got a slot
+    assert max(d["granted_at"] for d in mine) <= min(d["granted_at"] for d in canary_leases)
+    assert granted <= len(mine) <= granted + 1 < 10
     assert tenant.admin.get(f"/v1/campaigns/{cid}").json()["status"] == "paused"
