@@ -128,7 +128,8 @@ async def run(ctx: Context) -> list[Result]:
         )
     )
     ctx.notes.append(
-        "allocator: pure domain in-process; each decision is one grant measured alone (a release "
+        "allocator: pure domain in-process; each decision is one grant measured alone, in thread "
+        "CPU time, because wall time on a shared machine is mostly preemption (a release "
         "and a new TaskQueued happen between decisions, untimed, so the queue keeps its size); "
         f"{CAMPAIGNS:,} campaigns in {WORKSPACES} workspaces (half hard, half soft), 2,000 slots."
     )
