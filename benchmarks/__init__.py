@@ -14,6 +14,7 @@ MODULES: list[str] = [
     "benchmarks.bench_e2e",
     "benchmarks.bench_webhooks",
     "benchmarks.bench_dialer",
+    "benchmarks.bench_allocator",
 ]
 
 

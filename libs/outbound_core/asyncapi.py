@@ -23,7 +23,13 @@ from outbound_core.topics import (
 
 TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
     CAMPAIGNS: (ev.CampaignCreated, ev.ContactsAdded, ev.CampaignStatusChanged),
-    ALLOCATOR: (ev.TaskQueued, ev.TaskWithdrawn, ev.CampaignWithdrawn, ev.LeaseReleased),
+    ALLOCATOR: (
+        ev.TaskQueued,
+        ev.TaskWithdrawn,
+        ev.CampaignWithdrawn,
+        ev.LeaseReleased,
+        ev.SlotsConfigured,
+    ),
     DISPATCH: (ev.TaskDispatched, ev.LeaseExpired),
     CALLS: (ev.CallStarted, ev.CallEnded, ev.CallAborted),
     DISPOSITIONS: (ev.DispositionRecorded, ev.CampaignPauseRequested),
@@ -34,7 +40,7 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
 
 PRODUCERS = {
     CAMPAIGNS: "campaign-api",
-    ALLOCATOR: "task-planner, dialer",
+    ALLOCATOR: "task-planner, dialer, campaign-api",
     DISPATCH: "slot-allocator",
     CALLS: "dialer",
     DISPOSITIONS: "disposition",

@@ -84,6 +84,9 @@ class DialRequest(BaseModel):
     timezone: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
     sim_outcomes: list[str] = Field(default_factory=list)
+    from_number: str | None = Field(
+        None, description="Caller number chosen by the allocator from the campaign's pool."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +143,11 @@ class TaskQueued(Payload):
     callback: bool = False
     eligible_at: datetime
     max_slots: int | None = None
+    caller_numbers: list[str] = Field(
+        default_factory=list,
+        description="The campaign's caller-number pool; the allocator picks one per call (round "
+        "robin, within each number's calls-per-second limit) and sets dial.from_number.",
+    )
     dial: DialRequest
 
 
@@ -155,6 +163,30 @@ class CampaignWithdrawn(Payload):
     TYPE: ClassVar[str] = "campaign.withdrawn"
     campaign_id: str
     reason: str
+
+
+class WorkspaceSlotsConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    workspace_id: str
+    allocation: int = Field(ge=0, description="Slots reserved for the workspace.")
+    mode: Literal["hard", "soft"] = Field(
+        "soft", description="hard: never more calls than the allocation; soft: may borrow idle."
+    )
+
+
+class SlotsConfigured(Payload):
+    """An org's complete slot settings (not a delta), from campaign-api."""
+
+    TYPE: ClassVar[str] = "slots.configured"
+    revision: int = Field(description="Grows with every change; an older revision is ignored.")
+    total_slots: int | None = Field(None, description="Org total; None = allocator default.")
+    workspaces: list[WorkspaceSlotsConfig] = Field(default_factory=list)
+    number_cps: dict[str, float] = Field(
+        default_factory=dict, description="Calls-per-second limit per caller number (E.164)."
+    )
+    default_cps: float | None = Field(
+        None, description="Calls-per-second limit of caller numbers not listed; None = none."
+    )
 
 
 class LeaseReleased(Payload):
@@ -347,6 +379,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         TaskQueued,
         TaskWithdrawn,
         CampaignWithdrawn,
+        SlotsConfigured,
         LeaseReleased,
         TaskDispatched,
         LeaseExpired,

@@ -7,7 +7,7 @@ from campaign_api import problems
 from campaign_api.auth import hash_key
 from campaign_api.campaigns import CampaignService
 from campaign_api.repository import ApiRepository
-from campaign_api.routes import agents, campaigns, console, suppressions, webhooks
+from campaign_api.routes import agents, campaigns, console, slots, suppressions, webhooks
 from campaign_api.settings import ApiSettings, get_settings
 from outbound_core.events import (
     CallEnded,
@@ -76,12 +76,14 @@ def build_app(settings: ApiSettings) -> FastAPI:
         webhooks.router,
         console.router,
         suppressions.router,
+        slots.router,
         title="Outbound API",
         version="0.1.0",
         description=DESCRIPTION,
     )
     app.state.repo = repo
     app.state.campaigns = svc
+    app.state.outbox = outbox
     app.state.webhook_client = webhook_client
     app.state.disposition_client = disposition_client
     problems.install(app)

@@ -4,7 +4,13 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from outbound_core.events import CampaignWithdrawn, LeaseReleased, TaskQueued, TaskWithdrawn
+from outbound_core.events import (
+    CampaignWithdrawn,
+    LeaseReleased,
+    SlotsConfigured,
+    TaskQueued,
+    TaskWithdrawn,
+)
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import ALLOCATOR
 from slot_allocator.domain import Allocator
@@ -22,6 +28,9 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
         allocator=Allocator(default_org_slots=settings.default_org_slots),
         lease_ttl=timedelta(seconds=settings.max_call_seconds + settings.lease_grace_seconds),
         lease_min_real=settings.lease_min_real_seconds,
+        start_grace=max(
+            settings.lease_min_real_seconds, 2 * settings.kafka_session_timeout_ms / 1000
+        ),
     )
     rt.startup.append(svc.rebuild)
     rt.consume(
@@ -30,6 +39,7 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
         (TaskWithdrawn, svc.on_task_withdrawn),
         (CampaignWithdrawn, svc.on_campaign_withdrawn),
         (LeaseReleased, svc.on_lease_released),
+        (SlotsConfigured, svc.on_slots_configured),
     )
     dispatcher = rt.every("dispatch", svc.dispatch, 0.05)
     svc.kick = dispatcher.kick

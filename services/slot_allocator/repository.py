@@ -18,6 +18,7 @@ class AllocatorRepository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.queue = db["queue"]
         self.leases = db["leases"]
+        self.config = db["slot_config"]
 
     async def ensure_indexes(self) -> None:
         await self.leases.create_index(
@@ -58,6 +59,24 @@ class AllocatorRepository:
 
     async def active_leases(self) -> list[Doc]:
         return [d async for d in self.leases.find({"status": "active"})]
+
+    async def save_config(self, *, org_id: str, revision: int, doc: Doc) -> bool:
+        """Store an org's slot settings unless a newer revision is already stored."""
+        res = await self.config.update_one(
+            {"_id": org_id, "revision": {"$lt": revision}},
+            {"$set": {**doc, "revision": revision}},
+            upsert=False,
+        )
+        if res.modified_count == 1:
+            return True
+        try:
+            await self.config.insert_one({"_id": org_id, **doc, "revision": revision})
+            return True
+        except DuplicateKeyError:
+            return False  # stored already with this or a newer revision
+
+    async def configs(self) -> list[Doc]:
+        return [d async for d in self.config.find({})]
 
     async def queued(self) -> list[Doc]:
         return [d async for d in self.queue.find({})]

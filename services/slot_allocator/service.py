@@ -16,6 +16,7 @@ from outbound_core.events import (
     Envelope,
     LeaseExpired,
     LeaseReleased,
+    SlotsConfigured,
     TaskDispatched,
     TaskQueued,
     TaskWithdrawn,
@@ -23,7 +24,7 @@ from outbound_core.events import (
 from outbound_core.ids import new_id
 from outbound_core.kafka import EventBus
 from outbound_core.topics import DISPATCH
-from slot_allocator.domain import Allocator, Lease, QueuedTask
+from slot_allocator.domain import Allocator, Lease, QueuedTask, WorkspaceSlots
 from slot_allocator.repository import AllocatorRepository, Doc
 
 log = structlog.get_logger(__name__)
@@ -43,6 +44,7 @@ def _queue_doc(item: QueuedTask) -> Doc:
         "eligible_at": item.eligible_at,
         "max_slots": item.max_slots,
         "payload": item.payload,
+        "caller_numbers": list(item.caller_numbers),
     }
 
 
@@ -59,6 +61,7 @@ def _item_from(doc: Doc) -> QueuedTask:
         eligible_at=utc(doc["eligible_at"]),
         max_slots=doc.get("max_slots"),
         payload=doc["payload"],
+        caller_numbers=tuple(doc.get("caller_numbers", ())),
     )
 
 
@@ -72,6 +75,7 @@ class SlotService:
         allocator: Allocator,
         lease_ttl: timedelta,
         lease_min_real: float,
+        start_grace: float = 0.0,
     ) -> None:
         self.repo = repo
         self.bus = bus
@@ -84,9 +88,13 @@ class SlotService:
         ] = []  # heap  # (real, virtual, org, lease)
         self.lease_docs: dict[str, Doc] = {}
         self.kick: Any = lambda: None
+        self.start_grace = start_grace
+        self._expire_from: float | None = None
 
     async def rebuild(self) -> None:
         await self.repo.ensure_indexes()
+        for d in await self.repo.configs():
+            self._apply_config(d["_id"], SlotsConfigured.model_validate(d))
         for d in await self.repo.active_leases():
             self._track_lease(d)
         for d in await self.repo.queued():
@@ -102,6 +110,7 @@ class SlotService:
                 org_id=d["org_id"],
                 workspace_id=d["workspace_id"],
                 campaign_id=d["campaign_id"],
+                from_number=d.get("from_number"),
             )
         )
         self.lease_docs[d["_id"]] = d
@@ -127,6 +136,7 @@ class SlotService:
             callback=ev.callback,
             eligible_at=ev.eligible_at,
             max_slots=ev.max_slots,
+            caller_numbers=tuple(ev.caller_numbers),
             payload={"dial": ev.dial.model_dump(mode="json"), "correlation_id": env.correlation_id},
         )
         await self.repo.save_queued(doc=_queue_doc(item))
@@ -141,6 +151,27 @@ class SlotService:
         self.alloc.withdraw_campaign(env.org_id, ev.campaign_id)
         await self.repo.drop_campaign(campaign_id=ev.campaign_id)
 
+    async def on_slots_configured(self, env: Envelope, ev: SlotsConfigured) -> None:
+        doc = ev.model_dump(mode="json")
+        if await self.repo.save_config(org_id=env.org_id, revision=ev.revision, doc=doc):
+            self._apply_config(env.org_id, ev)
+            log.info("slot settings applied", org_id=env.org_id, revision=ev.revision)
+            self.kick()
+
+    def _apply_config(self, org_id: str, ev: SlotsConfigured) -> None:
+        self.alloc.configure(
+            org_id,
+            total_slots=ev.total_slots
+            if ev.total_slots is not None
+            else self.alloc.default_org_slots,
+            workspaces={
+                w.workspace_id: WorkspaceSlots(allocation=w.allocation, mode=w.mode)
+                for w in ev.workspaces
+            },
+            number_cps=ev.number_cps,
+            default_cps=ev.default_cps,
+        )
+
     async def on_lease_released(self, env: Envelope, ev: LeaseReleased) -> None:
         await self.repo.end_lease(lease_id=ev.lease_id, status="released", at=self.clock.now())
         if self.alloc.release(env.org_id, ev.lease_id) is not None:
@@ -151,7 +182,7 @@ class SlotService:
     async def dispatch(self) -> None:
         for org_id in list(self.alloc.orgs):
             while True:
-                granted = self.alloc.grant(org_id, new_id("lease"))
+                granted = self.alloc.grant(org_id, new_id("lease"), self.clock.now())
                 if granted is None:
                     break
                 await self._send(*granted)
@@ -173,8 +204,17 @@ class SlotService:
             "granted_at": now,
             "expires_at": expires_at,
             "real_deadline": real_deadline,
+            "from_number": lease.from_number,
         }
-        if not await self.repo.insert_lease(doc=doc):
+        try:
+            inserted = await self.repo.insert_lease(doc=doc)
+        except BaseException:
+            # Not stored, so not tracked for expiry either: give the slot back and keep the
+            # task queued, or the slot would leak until a restart.
+            self.alloc.release(item.org_id, lease.lease_id)
+            self.alloc.enqueue(item)
+            raise
+        if not inserted:
             # That attempt was dispatched before (a stale queue entry): never twice.
             self.alloc.release(item.org_id, lease.lease_id)
             await self.repo.drop_queued(ids=[f"{item.task_id}:{item.attempt}"])
@@ -190,7 +230,11 @@ class SlotService:
                 campaign_id=item.campaign_id,
                 attempt=item.attempt,
                 lease_expires_at=expires_at,
-                dial=DialRequest.model_validate(item.payload["dial"]),
+                dial=DialRequest.model_validate(
+                    {**item.payload["dial"], "from_number": lease.from_number}
+                    if lease.from_number
+                    else item.payload["dial"]
+                ),
             ),
             key=item.task_id,
             org_id=item.org_id,
@@ -200,6 +244,13 @@ class SlotService:
 
     async def expire(self) -> None:
         real_now, now = time.time(), self.clock.now()
+        # Releases published while this process was down wait in Kafka, and the consumer gets
+        # its partitions only once the dead member's session has timed out: expire nothing
+        # until they have had time to arrive.
+        if self._expire_from is None:
+            self._expire_from = real_now + self.start_grace
+        if real_now < self._expire_from:
+            return
         while self.expiries and self.expiries[0][0] <= real_now and self.expiries[0][1] <= now:
             _, _, org_id, lease_id = heapq.heappop(self.expiries)
             doc = self.lease_docs.pop(lease_id, None)
