@@ -45,6 +45,16 @@ class CallingHours(BaseModel):
     use_campaign_timezone: bool = Field(
         False, description="Apply hours in the schedule's timezone instead of the recipient's."
     )
+    weekdays: list[int] | None = Field(
+        None,
+        description="Allowed local weekdays of the day a window opens (0 = Monday); None = all.",
+        examples=[[0, 1, 2, 3, 4]],
+    )
+    blackout_dates: list[str] = Field(
+        default_factory=list,
+        description="Local dates (YYYY-MM-DD) on which no window opens (holidays).",
+        examples=[["2026-12-25"]],
+    )
 
 
 class AgentSnapshot(BaseModel):

@@ -57,7 +57,7 @@ class CallingWindow:
     def _open_in_zone(self, at: datetime, zone: ZoneInfo) -> bool:
         local = at.astimezone(zone)
         t = local.time().replace(tzinfo=None)
-        if self.start == self.end:
+        if self.start == self.end:  # all day: weekdays and blackouts judge the calendar day
             opened_on = local.date()
             inside = True
         elif self.start < self.end:
@@ -88,15 +88,19 @@ class CallingWindow:
         yield at
         if self.not_before is not None and self.not_before > at:
             yield self.not_before
+        # An all-day window opens at local midnight; others at their start time.
+        opens_at = time(0, 0) if self.start == self.end else self.start
         for zone in self.zones:
+            # A fall-back repeated hour can re-open a window that had just closed.
+            yield from _transitions(zone, at, at + timedelta(days=_HORIZON_DAYS))
             local_day = at.astimezone(zone).date()
             for offset in range(-1, _HORIZON_DAYS):
                 day = local_day + timedelta(days=offset)
                 for fold in (0, 1):
-                    local = datetime.combine(day, self.start, tzinfo=zone).replace(fold=fold)
+                    local = datetime.combine(day, opens_at, tzinfo=zone).replace(fold=fold)
                     instant = local.astimezone(UTC)
                     # A start inside a skipped (DST) hour opens at the transition itself.
-                    if instant.astimezone(zone).time().replace(tzinfo=None) != self.start:
+                    if instant.astimezone(zone).time().replace(tzinfo=None) != opens_at:
                         instant = _next_transition(instant - timedelta(hours=2), zone) or instant
                     if instant > at:
                         yield instant
@@ -110,6 +114,27 @@ class CallingWindow:
             if self.is_open(candidate):
                 return candidate
         return None
+
+
+def _transitions(zone: ZoneInfo, start: datetime, end: datetime) -> Iterable[datetime]:
+    """UTC instants in (start, end] at which ``zone``'s offset changes, to the minute."""
+    step = timedelta(hours=12)
+    lo = start
+    lo_off = lo.astimezone(zone).utcoffset()
+    while lo < end:
+        hi = lo + step
+        hi_off = hi.astimezone(zone).utcoffset()
+        if hi_off != lo_off:
+            a, b = lo, hi  # offset(a) == lo_off != offset(b): bisect to the minute
+            while b - a > timedelta(minutes=1):
+                mid = a + (b - a) / 2
+                if mid.astimezone(zone).utcoffset() == lo_off:
+                    a = mid
+                else:
+                    b = mid
+            floor = b.replace(second=0, microsecond=0)
+            yield floor if floor.astimezone(zone).utcoffset() != lo_off else b
+        lo, lo_off = hi, hi_off
 
 
 def _next_transition(after: datetime, zone: ZoneInfo) -> datetime | None:

@@ -128,7 +128,7 @@ class CampaignService:
             "max_slots": body.max_slots,
             "from_number": body.from_number,
             "voicemail_action": body.voicemail_action,
-            "calling_hours": body.calling_hours.model_dump(),
+            "calling_hours": body.calling_hours.model_dump(mode="json"),
             "schedule": sched.model_dump(mode="json") if sched else None,
             "schedule_start": start,
             "schedule_end": end,
@@ -177,7 +177,7 @@ class CampaignService:
             schedule=Schedule(start_time=start, end_time=end, timezone=sched.timezone)
             if sched
             else None,
-            calling_hours=CallingHours(**body.calling_hours.model_dump()),
+            calling_hours=CallingHours(**body.calling_hours.model_dump(mode="json")),
             max_attempts=body.max_attempts,
             retry_interval_minutes=body.retry_interval_minutes,
             retry_outcomes=body.retry_outcomes,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from outbound_core.windows import CallingWindow, Closed
+
 MOVE_ON = frozenset({"no_answer", "busy", "failed", "voicemail", "wrong_number", "silence"})
 TERMINAL_LABELS = frozenset({"interested", "not_interested", "opt_out", "escalated", "completed"})
 ACTIVE_STATUSES = ("pending", "waiting_retry", "queued", "dialing")
@@ -133,3 +135,45 @@ def lead_status(status: str, attempt_count: int) -> str:
     if status == "pending" and attempt_count > 0:
         return "waiting_retry"
     return status
+
+
+# ---------------------------------------------------------------------------------------------
+# when may a waiting task be queued
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a task that is due: ``queue`` it now, ``wait`` until ``due_at``,
+    ``block`` it for good (``reason``), or leave it to the campaign's end (``ended``)."""
+
+    action: str  # queue | wait | block | ended
+    due_at: datetime | None = None
+    reason: str | None = None
+
+
+def decide(window: CallingWindow | Closed, now: datetime, *, recheck: timedelta) -> Decision:
+    """The scheduling decision for a due task under ``window`` at ``now``.
+
+    Fails closed: a window that cannot be built (unknown or invalid zone) or whose daily hours
+    never overlap in all of the recipient's candidate zones blocks the task with a reason
+    instead of calling it at a guess."""
+    if isinstance(window, Closed):
+        return Decision("block", reason=window.reason)
+    if window.is_open(now):
+        return Decision("queue", due_at=now)
+    nxt = window.next_open(now)
+    if nxt is not None:
+        return Decision("wait", due_at=nxt)
+    if window.not_after is not None and now >= window.not_after:
+        return Decision("ended")
+    # Nothing within the horizon: either weekdays/blackouts/schedule push it further out, or
+    # the zones' hours never overlap at all (e.g. a toll-free number spanning the continent).
+    bare = replace(
+        window, weekdays=None, blackout_dates=frozenset(), not_before=None, not_after=None
+    )
+    if bare.next_open(now) is None:
+        return Decision("block", reason="empty_window")
+    due = now + recheck
+    if window.not_after is not None:
+        due = min(due, window.not_after)  # the schedule's end archives it; look again then
+    return Decision("wait", due_at=due)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -36,6 +36,7 @@ from task_planner.domain import (
     Position,
     RetryPolicy,
     after_attempt,
+    decide,
     initial_position,
     lead_status,
 )
@@ -43,6 +44,29 @@ from task_planner.repository import Doc, PlannerRepository
 from task_planner.timer import DueTimer
 
 log = structlog.get_logger(__name__)
+
+
+def window_for(task: Doc, campaign: Doc) -> CallingWindow | Closed:
+    """The calling window of the task's current phone under the campaign's settings."""
+    schedule = campaign.get("schedule") or {}
+    hours = campaign.get("calling_hours") or {}
+    try:
+        blackouts = [date.fromisoformat(str(d)) for d in hours.get("blackout_dates") or ()]
+        return build_window(
+            phone=task["phones"][task["phone_index"]],
+            contact_timezone=task.get("timezone"),
+            campaign_timezone=schedule.get("timezone")
+            if hours.get("use_campaign_timezone")
+            else None,
+            hours_start=hours.get("start", "09:00"),
+            hours_end=hours.get("end", "20:00"),
+            weekdays=hours.get("weekdays"),
+            blackout_dates=blackouts,
+            not_before=utc(schedule["start_time"]) if schedule.get("start_time") else None,
+            not_after=utc(schedule["end_time"]) if schedule.get("end_time") else None,
+        )
+    except ValueError as exc:  # settings that cannot be read: never call at a guess
+        return Closed("invalid_settings", str(exc))
 
 
 def _position(task: Doc) -> Position:
@@ -304,9 +328,11 @@ class Planner:
             self.timer.push(nxt.due_at, task_id)
             self.kick()
         if nxt.due_at is None:
-            await self._check_drained(env, new["campaign_id"])
+            await self._check_drained(env, new)
 
-    async def _check_drained(self, env: Envelope, campaign_id: str) -> None:
+    async def _check_drained(self, env: Envelope | None, task: Doc) -> None:
+        """Publish CampaignDrained once no task of ``task``'s campaign can be called again."""
+        campaign_id = task["campaign_id"]
         if await self.repo.has_active(campaign_id=campaign_id, statuses=ACTIVE_STATUSES):
             return
         total = await self.repo.count(campaign_id=campaign_id)
@@ -316,10 +342,11 @@ class Planner:
             LEADS,
             CampaignDrained(campaign_id=campaign_id, total_tasks=total),
             key=campaign_id,
-            org_id=env.org_id,
-            workspace_id=env.workspace_id,
+            org_id=task["org_id"],
+            workspace_id=task["workspace_id"],
             causation=env,
-            dedupe_parts=(campaign_id, total),
+            # the run: a restarted campaign drains again under a new event id
+            dedupe_parts=(campaign_id, total, self.campaigns.get(campaign_id, {}).get("run", 0)),
         )
 
     # the due-task loop ------------------------------------------------------------------------
@@ -340,39 +367,28 @@ class Planner:
             self.kick()
 
     def window_for(self, task: Doc, campaign: Doc) -> CallingWindow | Closed:
-        schedule = campaign.get("schedule") or {}
-        hours = campaign.get("calling_hours") or {}
-        return build_window(
-            phone=task["phones"][task["phone_index"]],
-            contact_timezone=task.get("timezone"),
-            campaign_timezone=schedule.get("timezone")
-            if hours.get("use_campaign_timezone")
-            else None,
-            hours_start=hours.get("start", "09:00"),
-            hours_end=hours.get("end", "20:00"),
-            not_before=utc(schedule["start_time"]) if schedule.get("start_time") else None,
-            not_after=utc(schedule["end_time"]) if schedule.get("end_time") else None,
-        )
+        return window_for(task, campaign)
 
     async def _consider(self, task: Doc, now: datetime) -> None:
         campaign = self.campaigns[task["campaign_id"]]
-        window = self.window_for(task, campaign)
-        if isinstance(window, Closed):
+        decision = decide(self.window_for(task, campaign), now, recheck=self.recheck)
+        if decision.action == "block":
             new = await self.repo.transition(
                 task_id=task["_id"],
                 expect_status=SCHEDULABLE_STATUSES,
                 expect_attempt=task["attempt"],
-                set_fields={"status": "blocked", "reason": window.reason, "due_at": None},
+                set_fields={"status": "blocked", "reason": decision.reason, "due_at": None},
             )
             if new is not None:
-                log.warning("task can never be called", task_id=task["_id"], reason=window.reason)
+                log.warning("task can never be called", task_id=task["_id"], reason=decision.reason)
                 await self._publish_lead(new, causation=None)
+                await self._check_drained(None, new)
             return
-        if not window.is_open(now):
-            nxt = window.next_open(now)
-            if nxt is None and window.not_after is not None and now >= window.not_after:
-                return  # the schedule ended: the campaign's end archives it
-            due = to_ms(nxt or now + self.recheck)
+        if decision.action == "ended":
+            return  # the schedule ended: the campaign's end archives it
+        if decision.action == "wait":
+            assert decision.due_at is not None
+            due = to_ms(decision.due_at)
             new = await self.repo.transition(
                 task_id=task["_id"],
                 expect_status=SCHEDULABLE_STATUSES,

@@ -28,10 +28,14 @@ DEFAULT_RETRY = ["no_answer", "busy", "failed"]
 LABELS = sorted(MOVE_ON | TERMINAL_LABELS | {"not_reachable", "custom_label"})
 
 
-def policy(max_attempts: int = 3, minutes: int = 240,
-           retry: list[str] | None = None) -> RetryPolicy:
-    return RetryPolicy.batch(max_attempts=max_attempts, retry_interval_minutes=minutes,
-                             retry_outcomes=DEFAULT_RETRY if retry is None else retry)
+def policy(
+    max_attempts: int = 3, minutes: int = 240, retry: list[str] | None = None
+) -> RetryPolicy:
+    return RetryPolicy.batch(
+        max_attempts=max_attempts,
+        retry_interval_minutes=minutes,
+        retry_outcomes=DEFAULT_RETRY if retry is None else retry,
+    )
 
 
 def is_terminal(label: str) -> bool:
@@ -61,8 +65,9 @@ class Run:
         return [a.phone_index for a in self.attempts]
 
 
-def simulate(pol: RetryPolicy, phone_count: int, outcomes: Iterator[str] | list[str],
-             *, limit: int = 500) -> Run:
+def simulate(
+    pol: RetryPolicy, phone_count: int, outcomes: Iterator[str] | list[str], *, limit: int = 500
+) -> Run:
     """Feed outcomes (per attempt, in order) until the task reaches a final status."""
     it = iter(outcomes)
     pos = initial_position(phone_count)
@@ -71,8 +76,9 @@ def simulate(pol: RetryPolicy, phone_count: int, outcomes: Iterator[str] | list[
     for _ in range(limit):
         outcome = next(it)
         ended = due + CALL
-        d = after_attempt(policy=pol, pos=pos, disposition=outcome,
-                          terminal=is_terminal(outcome), ended_at=ended)
+        d = after_attempt(
+            policy=pol, pos=pos, disposition=outcome, terminal=is_terminal(outcome), ended_at=ended
+        )
         run.attempts.append(Attempt(pos.phone_index, pos.pass_number, due, ended, outcome, d))
         if d.status in ("completed", "not_reachable"):
             return run
@@ -92,8 +98,9 @@ def simulate_scripted(pol: RetryPolicy, scripts: list[list[str]]) -> Run:
         outcome = scripts[i][counters[i]] if counters[i] < len(scripts[i]) else scripts[i][-1]
         counters[i] += 1
         ended = due + CALL
-        d = after_attempt(policy=pol, pos=pos, disposition=outcome,
-                          terminal=is_terminal(outcome), ended_at=ended)
+        d = after_attempt(
+            policy=pol, pos=pos, disposition=outcome, terminal=is_terminal(outcome), ended_at=ended
+        )
         run.attempts.append(Attempt(i, pos.pass_number, due, ended, outcome, d))
         if d.status in ("completed", "not_reachable"):
             return run
@@ -140,11 +147,14 @@ def test_skeleton_never_answers_is_not_reachable_after_exactly_max_attempts() ->
 
 def test_breadth_first_over_three_phones() -> None:
     pol = policy(max_attempts=3, minutes=60)
-    run = simulate_scripted(pol, [
-        ["no_answer", "no_answer", "interested"],
-        ["busy", "busy"],
-        ["wrong_number"],
-    ])
+    run = simulate_scripted(
+        pol,
+        [
+            ["no_answer", "no_answer", "interested"],
+            ["busy", "busy"],
+            ["wrong_number"],
+        ],
+    )
     tried = [(a.phone_index, a.pass_number) for a in run.attempts]
     assert tried == [(0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (0, 3)]
     a = run.attempts
@@ -162,10 +172,16 @@ def test_breadth_first_over_three_phones() -> None:
 
 
 def test_breadth_first_all_unreachable() -> None:
-    run = simulate_scripted(policy(max_attempts=2, minutes=30),
-                            [["no_answer"], ["busy"], ["wrong_number"]])
+    run = simulate_scripted(
+        policy(max_attempts=2, minutes=30), [["no_answer"], ["busy"], ["wrong_number"]]
+    )
     assert [(a.phone_index, a.pass_number) for a in run.attempts] == [
-        (0, 1), (1, 1), (2, 1), (0, 2), (1, 2)]
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (0, 2),
+        (1, 2),
+    ]
     assert run.final.status == "not_reachable"
 
 
@@ -193,15 +209,26 @@ def test_voicemail_in_retry_outcomes_is_retried() -> None:
 def test_voicemail_moves_on_to_next_phone_but_only_retryable_phones_get_a_second_pass() -> None:
     run = simulate_scripted(policy(max_attempts=3), [["voicemail"], ["no_answer"]])
     assert [(a.phone_index, a.pass_number) for a in run.attempts] == [
-        (0, 1), (1, 1), (1, 2), (1, 3)]
+        (0, 1),
+        (1, 1),
+        (1, 2),
+        (1, 3),
+    ]
     assert run.final.status == "not_reachable"
 
 
 def test_second_pass_skips_non_retryable_phone_in_the_middle() -> None:
-    run = simulate_scripted(policy(max_attempts=2),
-                            [["no_answer"], ["voicemail"], ["busy"], ["wrong_number"]])
+    run = simulate_scripted(
+        policy(max_attempts=2), [["no_answer"], ["voicemail"], ["busy"], ["wrong_number"]]
+    )
     assert [(a.phone_index, a.pass_number) for a in run.attempts] == [
-        (0, 1), (1, 1), (2, 1), (3, 1), (0, 2), (2, 2)]
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (0, 2),
+        (2, 2),
+    ]
 
 
 def test_callback_is_due_at_callback_time() -> None:
@@ -209,8 +236,9 @@ def test_callback_is_due_at_callback_time() -> None:
     pos = initial_position(2)
     ended = T0 + CALL
     cb = T0 + timedelta(days=1, hours=3)
-    d = after_attempt(policy=pol, pos=pos, disposition="callback", terminal=False,
-                      ended_at=ended, callback_at=cb)
+    d = after_attempt(
+        policy=pol, pos=pos, disposition="callback", terminal=False, ended_at=ended, callback_at=cb
+    )
     assert d.status == "waiting_retry"
     assert d.callback is True
     assert d.due_at == cb
@@ -222,8 +250,14 @@ def test_callback_is_due_at_callback_time() -> None:
 def test_callback_without_a_future_time_waits_retry_interval(cb: datetime | None) -> None:
     pol = policy(minutes=45)
     ended = T0 + CALL
-    d = after_attempt(policy=pol, pos=initial_position(1), disposition="callback",
-                      terminal=False, ended_at=ended, callback_at=cb)
+    d = after_attempt(
+        policy=pol,
+        pos=initial_position(1),
+        disposition="callback",
+        terminal=False,
+        ended_at=ended,
+        callback_at=cb,
+    )
     assert d.callback and d.status == "waiting_retry"
     assert d.due_at == ended + timedelta(minutes=45)
 
@@ -240,8 +274,13 @@ def test_terminal_labels_are_never_retried(label: str) -> None:
 
 
 def test_unknown_non_moving_label_completes() -> None:
-    d = after_attempt(policy=policy(), pos=initial_position(3), disposition="custom_label",
-                      terminal=False, ended_at=T0)
+    d = after_attempt(
+        policy=policy(),
+        pos=initial_position(3),
+        disposition="custom_label",
+        terminal=False,
+        ended_at=T0,
+    )
     assert d.status == "completed" and d.final_disposition == "custom_label"
 
 
@@ -269,10 +308,12 @@ def scenarios(draw: st.DrawFn) -> tuple[RetryPolicy, int, list[str]]:
     # outcomes mostly non-terminal so that runs are long
     common = st.sampled_from(["no_answer", "busy", "failed", "voicemail", "silence"])
     outcome = st.one_of(common, common, common, st.sampled_from(LABELS))
-    outcomes = draw(st.lists(outcome, min_size=phones * max_attempts,
-                             max_size=phones * max_attempts))
-    pol = RetryPolicy.batch(max_attempts=max_attempts, retry_interval_minutes=minutes,
-                            retry_outcomes=retry)
+    outcomes = draw(
+        st.lists(outcome, min_size=phones * max_attempts, max_size=phones * max_attempts)
+    )
+    pol = RetryPolicy.batch(
+        max_attempts=max_attempts, retry_interval_minutes=minutes, retry_outcomes=retry
+    )
     return pol, phones, outcomes
 
 
@@ -310,8 +351,9 @@ def _check_run(pol: RetryPolicy, phones: int, run: Run) -> None:
         assert last.pass_number == pol.max_attempts
         assert any(not p.excluded and p.last in pol.retry_outcomes for p in final_phones)
     # never give up early: if passes remain, nothing retryable is left
-    stop_early = (not is_terminal(last.outcome)
-                  and (last.outcome in MOVE_ON or last.outcome in pol.retry_outcomes))
+    stop_early = not is_terminal(last.outcome) and (
+        last.outcome in MOVE_ON or last.outcome in pol.retry_outcomes
+    )
     if stop_early and last.pass_number < pol.max_attempts:
         assert not any(not p.excluded and p.last in pol.retry_outcomes for p in final_phones)
     if all(p.excluded for p in final_phones):
@@ -320,23 +362,26 @@ def _check_run(pol: RetryPolicy, phones: int, run: Run) -> None:
 
 @given(scenarios())
 @PROPS
-def test_simulation_respects_the_retry_policy(scenario: tuple[RetryPolicy, int, list[str]]
-                                              ) -> None:
+def test_simulation_respects_the_retry_policy(scenario: tuple[RetryPolicy, int, list[str]]) -> None:
     pol, phones, outcomes = scenario
     run = simulate(pol, phones, outcomes)
     _check_run(pol, phones, run)
 
 
-@given(st.integers(1, 10), st.integers(1, 5), st.integers(1, 600),
-       st.lists(st.lists(st.sampled_from(LABELS), min_size=1, max_size=5), min_size=10,
-                max_size=10),
-       st.lists(st.sampled_from(LABELS), unique=True, max_size=6))
+@given(
+    st.integers(1, 10),
+    st.integers(1, 5),
+    st.integers(1, 600),
+    st.lists(st.lists(st.sampled_from(LABELS), min_size=1, max_size=5), min_size=10, max_size=10),
+    st.lists(st.sampled_from(LABELS), unique=True, max_size=6),
+)
 @PROPS
 def test_scripted_phones_respect_the_retry_policy(
     phones: int, max_attempts: int, minutes: int, scripts: list[list[str]], retry: list[str]
 ) -> None:
-    pol = RetryPolicy.batch(max_attempts=max_attempts, retry_interval_minutes=minutes,
-                            retry_outcomes=retry)
+    pol = RetryPolicy.batch(
+        max_attempts=max_attempts, retry_interval_minutes=minutes, retry_outcomes=retry
+    )
     run = simulate_scripted(pol, scripts[:phones])
     _check_run(pol, phones, run)
 
