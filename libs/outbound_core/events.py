@@ -136,6 +136,22 @@ class CampaignStatusChanged(Payload):
     reason: str | None = None
 
 
+class CampaignUpdated(Payload):
+    """New settings of a campaign that is not finished: the full set, not a diff, so that a
+    consumer applies it idempotently. The planner applies them to tasks not yet dialled."""
+
+    TYPE: ClassVar[str] = "campaign.updated"
+    campaign_id: str
+    changed: list[str] = Field(default_factory=list, description="Settings that changed.")
+    schedule: Schedule | None = None
+    calling_hours: CallingHours = CallingHours()
+    max_attempts: int = 1
+    retry_interval_minutes: int = 240
+    retry_outcomes: list[str] = Field(default_factory=lambda: ["no_answer", "busy", "failed"])
+    priority: Priority = "normal"
+    max_slots: int | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # allocator.v1 (keyed by org_id)
 
@@ -327,6 +343,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         CampaignCreated,
         ContactsAdded,
         CampaignStatusChanged,
+        CampaignUpdated,
         TaskQueued,
         TaskWithdrawn,
         CampaignWithdrawn,

@@ -111,8 +111,46 @@ class CampaignIn(BaseModel):
 
 
 class CampaignAction(BaseModel):
-    action: Literal["start", "pause", "resume", "stop", "archive"]
+    action: Literal["start", "pause", "resume", "stop", "archive", "restart"]
     reason: str | None = None
+
+
+SETTINGS_FIELDS = (
+    "schedule",
+    "calling_hours",
+    "max_attempts",
+    "retry_interval_minutes",
+    "retry_outcomes",
+    "priority",
+    "max_slots",
+)
+
+
+class CampaignPatch(BaseModel):
+    """Either an ``action`` (start, pause, resume, stop/archive, restart) or new settings for
+    a campaign that is not completed or stopped; settings apply to tasks not yet dialled."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"action": "pause"},
+                {"calling_hours": {"start": "10:00", "end": "18:00"}, "max_attempts": 2},
+            ]
+        }
+    )
+    action: Literal["start", "pause", "resume", "stop", "archive", "restart"] | None = None
+    reason: str | None = None
+    schedule: ScheduleIn | None = None
+    calling_hours: CallingHoursIn | None = None
+    max_attempts: int | None = Field(None, ge=1, le=5)
+    retry_interval_minutes: int | None = Field(None, ge=1, le=60 * 24 * 30)
+    retry_outcomes: list[str] | None = None
+    priority: Literal["low", "normal", "high"] | None = None
+    max_slots: int | None = Field(None, ge=1)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings fields the client sent (explicit nulls included)."""
+        return {k: getattr(self, k) for k in SETTINGS_FIELDS if k in self.model_fields_set}
 
 
 class AgentIn(BaseModel):

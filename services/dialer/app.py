@@ -8,7 +8,12 @@ from dialer.providers.base import VoiceProvider
 from dialer.providers.sim import SimProvider
 from dialer.repository import CallRepository, CampaignRepository
 from dialer.settings import DialerSettings, get_settings
-from outbound_core.events import CampaignCreated, CampaignStatusChanged, TaskDispatched
+from outbound_core.events import (
+    CampaignCreated,
+    CampaignStatusChanged,
+    CampaignUpdated,
+    TaskDispatched,
+)
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import CAMPAIGNS, DISPATCH
 
@@ -39,6 +44,7 @@ def build_app(settings: DialerSettings) -> FastAPI:
         CAMPAIGNS,
         (CampaignCreated, handlers.on_campaign_created),
         (CampaignStatusChanged, handlers.on_campaign_status_changed),
+        (CampaignUpdated, handlers.on_campaign_updated),
     )
     rt.consume(DISPATCH, (TaskDispatched, handlers.on_task_dispatched))
     return build_http_app(rt, title="Outbound dialer")

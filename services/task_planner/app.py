@@ -8,6 +8,7 @@ from outbound_core.events import (
     CallAborted,
     CampaignCreated,
     CampaignStatusChanged,
+    CampaignUpdated,
     ContactsAdded,
     DispositionRecorded,
     LeaseExpired,
@@ -35,6 +36,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         (CampaignCreated, planner.on_campaign_created),
         (ContactsAdded, planner.on_contacts_added),
         (CampaignStatusChanged, planner.on_status_changed),
+        (CampaignUpdated, planner.on_campaign_updated),
     )
     rt.consume(
         DISPATCH, (TaskDispatched, planner.on_dispatched), (LeaseExpired, planner.on_lease_expired)

@@ -19,6 +19,7 @@ TERMINAL_LABELS = frozenset({"interested", "not_interested", "opt_out", "escalat
 ACTIVE_STATUSES = ("pending", "waiting_retry", "queued", "dialing")
 SCHEDULABLE_STATUSES = ("pending", "waiting_retry")
 FINAL_STATUSES = ("completed", "not_reachable", "archived", "blocked")
+ALL_STATUSES = (*ACTIVE_STATUSES, *FINAL_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -177,3 +178,46 @@ def decide(window: CallingWindow | Closed, now: datetime, *, recheck: timedelta)
     if window.not_after is not None:
         due = min(due, window.not_after)  # the schedule's end archives it; look again then
     return Decision("wait", due_at=due)
+
+
+def replanned_due(
+    *,
+    last_ended: datetime | None,
+    last_pass: int | None,
+    pass_number: int,
+    callback: bool,
+    current_due: datetime,
+    retry_interval: timedelta,
+) -> datetime:
+    """When a waiting task becomes due again after the campaign's settings changed: a callback
+    keeps its requested time; a task never tried is due at once; the next phone of the same
+    pass right after the last attempt ended; a new pass ``retry_interval`` after it. The
+    calling window is applied afterwards, when the task is considered."""
+    if callback:
+        return current_due
+    if last_ended is None:
+        return current_due
+    if last_pass is not None and pass_number > last_pass:
+        return last_ended + retry_interval
+    return last_ended
+
+
+def restart_fields(phone_count: int, now: datetime) -> dict[str, object]:
+    """A task's state at the start of a campaign restart: back to pending on its first phone,
+    first pass, no history. The internal ``attempt`` counter is left alone on purpose: it keys
+    the dialer's one-call-per-attempt guarantee, so it must never repeat."""
+    pos = initial_position(phone_count)
+    return {
+        "status": "pending",
+        "due_at": now,
+        "phone_index": pos.phone_index,
+        "pass_number": pos.pass_number,
+        "phone_states": [
+            {"last": p.last, "attempts": p.attempts, "excluded": p.excluded} for p in pos.phones
+        ],
+        "history": [],
+        "last_disposition": None,
+        "reason": None,
+        "callback": False,
+        "restart_after_call": False,
+    }

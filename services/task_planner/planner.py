@@ -15,6 +15,7 @@ from outbound_core.events import (
     CampaignCreated,
     CampaignDrained,
     CampaignStatusChanged,
+    CampaignUpdated,
     CampaignWithdrawn,
     ContactsAdded,
     DialRequest,
@@ -30,6 +31,7 @@ from outbound_core.topics import ALLOCATOR, LEADS
 from outbound_core.windows import CallingWindow, Closed, build_window
 from task_planner.domain import (
     ACTIVE_STATUSES,
+    ALL_STATUSES,
     SCHEDULABLE_STATUSES,
     Next,
     PhoneState,
@@ -39,6 +41,8 @@ from task_planner.domain import (
     decide,
     initial_position,
     lead_status,
+    replanned_due,
+    restart_fields,
 )
 from task_planner.repository import Doc, PlannerRepository
 from task_planner.timer import DueTimer
@@ -169,9 +173,77 @@ class Planner:
                 self.timer.push(now, c.task_id)
             self.kick()
 
+    async def on_campaign_updated(self, env: Envelope, ev: CampaignUpdated) -> None:
+        """New settings apply to every task not yet dialled: due times are re-derived from the
+        last attempt and the new retry interval, and the new window is applied when each task
+        is considered. Queued tasks keep their place (they are about to be dialled)."""
+        fields = ev.model_dump(mode="python", exclude={"campaign_id", "changed"})
+        await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields=fields)
+        camp = self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})
+        camp.update(fields)
+        interval = timedelta(minutes=ev.retry_interval_minutes)
+        for t in await self.repo.in_status(
+            campaign_id=ev.campaign_id, statuses=SCHEDULABLE_STATUSES
+        ):
+            last = t["history"][-1] if t.get("history") else None
+            due = to_ms(
+                replanned_due(
+                    last_ended=utc(last["ended_at"]) if last else None,
+                    last_pass=last.get("pass_number") if last else None,
+                    pass_number=t["pass_number"],
+                    callback=bool(t.get("callback")),
+                    current_due=utc(t["due_at"]) if t.get("due_at") else self.clock.now(),
+                    retry_interval=interval,
+                )
+            )
+            new = await self.repo.transition(
+                task_id=t["_id"],
+                expect_status=[t["status"]],
+                expect_attempt=t["attempt"],
+                set_fields={"due_at": due},
+            )
+            if new is None:
+                continue
+            await self._publish_lead(new, causation=env)
+            if self._running(ev.campaign_id):
+                self.timer.push(due, t["_id"])
+        self.kick()
+
+    async def _restart(self, env: Envelope, campaign_id: str) -> None:
+        """Every task back to pending on its first phone; a call in progress finishes first."""
+        run = await self.repo.begin_run(campaign_id=campaign_id, event_id=env.id)
+        if run is None:
+            return  # this restart was already applied
+        self.campaigns.setdefault(campaign_id, {"_id": campaign_id})["run"] = run
+        await self.bus.emit(
+            ALLOCATOR,
+            CampaignWithdrawn(campaign_id=campaign_id, reason="restart"),
+            key=env.org_id,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
+            dedupe_parts=(env.id, "restart"),
+        )
+        now = to_ms(self.clock.now())
+        for t in await self.repo.in_status(campaign_id=campaign_id, statuses=ALL_STATUSES):
+            if t["status"] == "dialing":
+                await self.repo.mark_restart_after_call(task_id=t["_id"])
+                continue
+            new = await self.repo.transition(
+                task_id=t["_id"],
+                expect_status=[t["status"]],
+                expect_attempt=t["attempt"],
+                set_fields=restart_fields(len(t["phones"]), now),
+            )
+            if new is not None:
+                await self._publish_lead(new, causation=env)
+        log.info("campaign restarted", campaign_id=campaign_id, run=run)
+
     async def on_status_changed(self, env: Envelope, ev: CampaignStatusChanged) -> None:
         await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields={"status": ev.status})
         self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})["status"] = ev.status
+        if ev.action == "restart":
+            await self._restart(env, ev.campaign_id)
         if ev.status == "running":
             for t in await self.repo.schedulable(campaign_id=ev.campaign_id):
                 self.timer.push(utc(t["due_at"]), t["_id"])
@@ -190,7 +262,18 @@ class Planner:
             dedupe_parts=(env.id,),
         )
         if ev.status == "paused" or ev.status == "scheduled":
-            await self.repo.requeue_withdrawn(campaign_id=ev.campaign_id, now=self.clock.now())
+            # Queued but not dialled: back to waiting (the allocator dropped them), one by one
+            # so that each lead shows it.
+            now = to_ms(self.clock.now())
+            for t in await self.repo.in_status(campaign_id=ev.campaign_id, statuses=["queued"]):
+                new = await self.repo.transition(
+                    task_id=t["_id"],
+                    expect_status=["queued"],
+                    expect_attempt=t["attempt"],
+                    set_fields={"status": "pending", "due_at": now, "reason": ev.status},
+                )
+                if new is not None:
+                    await self._publish_lead(new, causation=env)
         elif ev.status in ("stopped", "completed"):
             await self._archive_campaign(env, ev.campaign_id, reason=ev.reason or ev.status)
 
@@ -281,6 +364,22 @@ class Planner:
             # crash between the write and the publish is repaired (same seq, same event id).
             if any(h.get("attempt") == attempt for h in task.get("history", [])):
                 await self._publish_lead(task, causation=env)
+            return
+        if task.get("restart_after_call"):
+            # The campaign restarted while this call was in progress: the call is over, so
+            # the task now starts again like every other.
+            now = to_ms(self.clock.now())
+            new = await self.repo.transition(
+                task_id=task_id,
+                expect_status=["queued", "dialing"],
+                expect_attempt=attempt,
+                set_fields=restart_fields(len(task["phones"]), now),
+            )
+            if new is not None:
+                await self._publish_lead(new, causation=env)
+                if self._running(new["campaign_id"]):
+                    self.timer.push(now, task_id)
+                    self.kick()
             return
         campaign = self.campaigns.get(task["campaign_id"], {})
         policy = RetryPolicy.batch(

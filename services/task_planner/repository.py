@@ -5,7 +5,6 @@ concurrent handlers and redelivered events can never apply the same transition t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -33,6 +32,21 @@ class PlannerRepository:
     async def set_expected_total(self, *, campaign_id: str, total: int) -> None:
         await self.campaigns.update_one(
             {"_id": campaign_id}, {"$max": {"expected_total": total}}, upsert=True
+        )
+
+    async def begin_run(self, *, campaign_id: str, event_id: str) -> int | None:
+        """Count a restart once per event; returns the new run number, or None if this
+        restart event was already applied."""
+        doc = await self.campaigns.find_one_and_update(
+            {"_id": campaign_id, "restart_events": {"$ne": event_id}},
+            {"$push": {"restart_events": event_id}, "$inc": {"run": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else int(doc["run"])
+
+    async def mark_restart_after_call(self, *, task_id: str) -> None:
+        await self.tasks.update_one(
+            {"_id": task_id, "status": "dialing"}, {"$set": {"restart_after_call": True}}
         )
 
     async def all_campaigns(self) -> list[Doc]:
@@ -89,13 +103,6 @@ class PlannerRepository:
         if campaign_id is not None:
             flt["campaign_id"] = campaign_id
         return [t async for t in self.tasks.find(flt)]
-
-    async def requeue_withdrawn(self, *, campaign_id: str, now: datetime) -> None:
-        """Queued-but-not-dialled tasks of a paused campaign go back to waiting."""
-        await self.tasks.update_many(
-            {"campaign_id": campaign_id, "status": "queued"},
-            {"$set": {"status": "pending", "due_at": now}, "$inc": {"seq": 1}},
-        )
 
     async def has_active(self, *, campaign_id: str, statuses: Sequence[str]) -> bool:
         doc = await self.tasks.find_one(
