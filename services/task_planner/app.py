@@ -29,6 +29,8 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         clock=rt.clock,
         tick_batch=settings.tick_batch,
         recheck=timedelta(hours=settings.recheck_hours),
+        stale_after=settings.reconcile_stale_seconds,
+        reconcile_batch=settings.reconcile_batch,
     )
     rt.startup.append(planner.rebuild)
     rt.consume(
@@ -45,6 +47,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
     rt.consume(DISPOSITIONS, (DispositionRecorded, planner.on_disposition))
     ticker = rt.every("due-tasks", planner.tick, settings.tick_seconds)
     planner.kick = ticker.kick
+    rt.every("reconcile-queued", planner.reconcile, settings.reconcile_seconds)
     return build_http_app(rt, title="Outbound task-planner")
 
 

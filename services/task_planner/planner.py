@@ -90,6 +90,8 @@ class Planner:
         clock: Clock,
         tick_batch: int,
         recheck: timedelta,
+        stale_after: float = 60.0,
+        reconcile_batch: int = 1000,
     ) -> None:
         self.repo = repo
         self.bus = bus
@@ -98,6 +100,8 @@ class Planner:
         self.campaigns: dict[str, Doc] = {}
         self.tick_batch = tick_batch
         self.recheck = recheck
+        self.stale_after = stale_after
+        self.reconcile_batch = reconcile_batch
         self.kick: Any = lambda: None
 
     # start-up ----------------------------------------------------------------------------------
@@ -106,13 +110,34 @@ class Planner:
         TaskQueued for tasks left queued (the allocator ignores ones it already holds)."""
         await self.repo.ensure_indexes()
         self.campaigns = {c["_id"]: c for c in await self.repo.all_campaigns()}
-        for t in await self.repo.schedulable():
-            if self._running(t["campaign_id"]):
-                self.timer.push(utc(t["due_at"]), t["_id"])
+        running = {cid for cid in self.campaigns if self._running(cid)}
+        entries = []
+        async for t in self.repo.iter_schedulable():
+            if t["campaign_id"] in running and t.get("due_at") is not None:
+                entries.append((utc(t["due_at"]), t["_id"]))
+        self.timer.extend(entries)
         for t in await self.repo.in_status(campaign_id=None, statuses=["queued"]):
             if self._running(t["campaign_id"]):
                 await self._publish_queued(t)
         log.info("planner rebuilt", due_entries=len(self.timer), campaigns=len(self.campaigns))
+
+    async def reconcile(self) -> int:
+        """Re-send TaskQueued for tasks queued longer than ``stale_after`` (real seconds) ago:
+        the embedded broker keeps nothing across a restart, and MongoDB is the truth. The
+        allocator ignores a TaskQueued it already holds, so a task merely waiting for a slot
+        costs one duplicate event per period."""
+        now = self.clock.now()
+        cutoff = now - timedelta(seconds=self.stale_after * self.clock.speed)
+        sent = 0
+        for t in await self.repo.stale_queued(before=cutoff, limit=self.reconcile_batch):
+            if not self._running(t["campaign_id"]):
+                continue
+            if await self.repo.touch_announced(task_id=t["_id"], attempt=t["attempt"], at=now):
+                await self._publish_queued(t)
+                sent += 1
+        if sent:
+            log.info("re-announced stale queued tasks", count=sent)
+        return sent
 
     def _running(self, campaign_id: str) -> bool:
         c = self.campaigns.get(campaign_id)
@@ -502,7 +527,7 @@ class Planner:
             expect_status=SCHEDULABLE_STATUSES,
             expect_attempt=task["attempt"],
             inc_attempt=True,
-            set_fields={"status": "queued", "queued_at": now},
+            set_fields={"status": "queued", "queued_at": now, "announced_at": now},
         )
         if new is not None:
             await self._publish_queued(new)

@@ -4,7 +4,8 @@ concurrent handlers and redelivered events can never apply the same transition t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -24,6 +25,7 @@ class PlannerRepository:
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
         await self.tasks.create_index([("status", ASCENDING)])
+        await self.tasks.create_index([("status", ASCENDING), ("announced_at", ASCENDING)])
 
     # campaigns -------------------------------------------------------------------------------
     async def upsert_campaign(self, *, campaign_id: str, fields: Doc) -> None:
@@ -97,6 +99,27 @@ class PlannerRepository:
         if campaign_id is not None:
             flt["campaign_id"] = campaign_id
         return [t async for t in self.tasks.find(flt, {"_id": 1, "due_at": 1, "campaign_id": 1})]
+
+    def iter_schedulable(self) -> AsyncIterator[Doc]:
+        """Every waiting task's due time, streamed (start-up with a million tasks must not
+        hold the documents, only the heap)."""
+        return aiter(
+            self.tasks.find(
+                {"status": {"$in": list(SCHEDULABLE_STATUSES)}},
+                {"_id": 1, "due_at": 1, "campaign_id": 1},
+                batch_size=10_000,
+            )
+        )
+
+    async def stale_queued(self, *, before: datetime, limit: int) -> list[Doc]:
+        flt: Doc = {"status": "queued", "announced_at": {"$lt": before}}
+        return [t async for t in self.tasks.find(flt).limit(limit)]
+
+    async def touch_announced(self, *, task_id: str, attempt: int, at: datetime) -> bool:
+        res = await self.tasks.update_one(
+            {"_id": task_id, "status": "queued", "attempt": attempt}, {"$set": {"announced_at": at}}
+        )
+        return res.modified_count == 1
 
     async def in_status(self, *, campaign_id: str | None, statuses: Sequence[str]) -> list[Doc]:
         flt: Doc = {"status": {"$in": list(statuses)}}
