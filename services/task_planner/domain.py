@@ -160,9 +160,9 @@ def decide(window: CallingWindow | Closed, now: datetime, *, recheck: timedelta)
     instead of calling it at a guess."""
     if isinstance(window, Closed):
         return Decision("block", reason=window.reason)
-    if window.is_open(now):
+    nxt = window.next_open(now)  # ``now`` itself when open
+    if nxt == now:
         return Decision("queue", due_at=now)
-    nxt = window.next_open(now)
     if nxt is not None:
         return Decision("wait", due_at=nxt)
     if window.not_after is not None and now >= window.not_after:
@@ -221,3 +221,22 @@ def restart_fields(phone_count: int, now: datetime) -> dict[str, object]:
         "callback": False,
         "restart_after_call": False,
     }
+
+
+class DecisionCache:
+    """Decisions at one instant, memoised per window object: the tasks due in one tick share a
+    handful of window shapes (one per campaign and recipient zone set), and ``window_for``
+    returns the same object for the same shape."""
+
+    def __init__(self, now: datetime, *, recheck: timedelta) -> None:
+        self.now = now
+        self.recheck = recheck
+        self._memo: dict[int, tuple[CallingWindow | Closed, Decision]] = {}
+
+    def decide(self, window: CallingWindow | Closed) -> Decision:
+        hit = self._memo.get(id(window))
+        if hit is not None and hit[0] is window:
+            return hit[1]
+        d = decide(window, self.now, recheck=self.recheck)
+        self._memo[id(window)] = (window, d)
+        return d

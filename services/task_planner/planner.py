@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -33,12 +34,12 @@ from task_planner.domain import (
     ACTIVE_STATUSES,
     ALL_STATUSES,
     SCHEDULABLE_STATUSES,
+    DecisionCache,
     Next,
     PhoneState,
     Position,
     RetryPolicy,
     after_attempt,
-    decide,
     initial_position,
     lead_status,
     replanned_due,
@@ -54,20 +55,45 @@ def window_for(task: Doc, campaign: Doc) -> CallingWindow | Closed:
     """The calling window of the task's current phone under the campaign's settings."""
     schedule = campaign.get("schedule") or {}
     hours = campaign.get("calling_hours") or {}
+    weekdays = hours.get("weekdays")
+    return _window(
+        phone=task["phones"][task["phone_index"]],
+        contact_timezone=task.get("timezone"),
+        campaign_timezone=schedule.get("timezone") if hours.get("use_campaign_timezone") else None,
+        hours_start=hours.get("start", "09:00"),
+        hours_end=hours.get("end", "20:00"),
+        weekdays=tuple(weekdays) if weekdays is not None else None,
+        blackout_dates=tuple(str(d) for d in hours.get("blackout_dates") or ()),
+        not_before=utc(schedule["start_time"]) if schedule.get("start_time") else None,
+        not_after=utc(schedule["end_time"]) if schedule.get("end_time") else None,
+    )
+
+
+@lru_cache(maxsize=65536)
+def _window(
+    *,
+    phone: str,
+    contact_timezone: str | None,
+    campaign_timezone: str | None,
+    hours_start: str,
+    hours_end: str,
+    weekdays: tuple[int, ...] | None,
+    blackout_dates: tuple[str, ...],
+    not_before: datetime | None,
+    not_after: datetime | None,
+) -> CallingWindow | Closed:
+    # Cached: tasks of a campaign share a handful of shapes (one per number's zones).
     try:
-        blackouts = [date.fromisoformat(str(d)) for d in hours.get("blackout_dates") or ()]
         return build_window(
-            phone=task["phones"][task["phone_index"]],
-            contact_timezone=task.get("timezone"),
-            campaign_timezone=schedule.get("timezone")
-            if hours.get("use_campaign_timezone")
-            else None,
-            hours_start=hours.get("start", "09:00"),
-            hours_end=hours.get("end", "20:00"),
-            weekdays=hours.get("weekdays"),
-            blackout_dates=blackouts,
-            not_before=utc(schedule["start_time"]) if schedule.get("start_time") else None,
-            not_after=utc(schedule["end_time"]) if schedule.get("end_time") else None,
+            phone=phone,
+            contact_timezone=contact_timezone,
+            campaign_timezone=campaign_timezone,
+            hours_start=hours_start,
+            hours_end=hours_end,
+            weekdays=weekdays,
+            blackout_dates=[date.fromisoformat(d) for d in blackout_dates],
+            not_before=not_before,
+            not_after=not_after,
         )
     except ValueError as exc:  # settings that cannot be read: never call at a guess
         return Closed("invalid_settings", str(exc))
@@ -480,22 +506,23 @@ class Planner:
         if not due:
             return
         tasks = {t["_id"]: t for t in await self.repo.get_many([tid for _, tid in due])}
+        cache = DecisionCache(now, recheck=self.recheck)
         for due_at, task_id in due:
             t = tasks.get(task_id)
             if t is None or t["status"] not in SCHEDULABLE_STATUSES or t.get("due_at") is None:
                 continue
             if to_ms(utc(t["due_at"])) != to_ms(due_at) or not self._running(t["campaign_id"]):
                 continue  # stale entry, or parked until the campaign runs again
-            await self._consider(t, now)
+            await self._consider(t, now, cache)
         if len(due) == self.tick_batch:
             self.kick()
 
     def window_for(self, task: Doc, campaign: Doc) -> CallingWindow | Closed:
         return window_for(task, campaign)
 
-    async def _consider(self, task: Doc, now: datetime) -> None:
+    async def _consider(self, task: Doc, now: datetime, cache: DecisionCache) -> None:
         campaign = self.campaigns[task["campaign_id"]]
-        decision = decide(self.window_for(task, campaign), now, recheck=self.recheck)
+        decision = cache.decide(self.window_for(task, campaign))
         if decision.action == "block":
             new = await self.repo.transition(
                 task_id=task["_id"],
