@@ -188,15 +188,16 @@ def replanned_due(
     callback: bool,
     current_due: datetime,
     retry_interval: timedelta,
+    now: datetime,
 ) -> datetime:
     """When a waiting task becomes due again after the campaign's settings changed: a callback
-    keeps its requested time; a task never tried is due at once; the next phone of the same
+    keeps its requested time; a task never tried is due now; the next phone of the same
     pass right after the last attempt ended; a new pass ``retry_interval`` after it. The
     calling window is applied afterwards, when the task is considered."""
     if callback:
         return current_due
     if last_ended is None:
-        return current_due
+        return now
     if last_pass is not None and pass_number > last_pass:
         return last_ended + retry_interval
     return last_ended

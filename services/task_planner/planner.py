@@ -245,6 +245,7 @@ class Planner:
                     callback=bool(t.get("callback")),
                     current_due=utc(t["due_at"]) if t.get("due_at") else self.clock.now(),
                     retry_interval=interval,
+                    now=self.clock.now(),
                 )
             )
             new = await self.repo.transition(

@@ -18,7 +18,8 @@ DAY = timedelta(days=1)
 
 def test_replanned_due() -> None:
     hour = timedelta(hours=1)
-    common = {"current_due": T0 + 3 * DAY, "retry_interval": hour}
+    now = T0 + 2 * hour
+    common = {"current_due": T0 + 3 * DAY, "retry_interval": hour, "now": now}
     # a new pass waits the new interval after the last attempt ended
     assert (
         replanned_due(last_ended=T0, last_pass=1, pass_number=2, callback=False, **common)
@@ -26,14 +27,15 @@ def test_replanned_due() -> None:
     )
     # the next phone of the same pass is due as soon as the last attempt ended
     assert replanned_due(last_ended=T0, last_pass=2, pass_number=2, callback=False, **common) == T0
-    # a callback keeps its requested time; a task never tried keeps its due time
+    # a callback keeps its requested time; a task never tried is due now (the window is
+    # applied when it is considered)
     assert (
         replanned_due(last_ended=T0, last_pass=1, pass_number=2, callback=True, **common)
         == T0 + 3 * DAY
     )
     assert (
         replanned_due(last_ended=None, last_pass=None, pass_number=1, callback=False, **common)
-        == T0 + 3 * DAY
+        == now
     )
 
 
