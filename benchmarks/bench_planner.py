@@ -27,8 +27,9 @@ from task_planner.domain import (
     decide,
     initial_position,
 )
-from task_planner.planner import Planner, window_for
+from task_planner.planner import Planner
 from task_planner.repository import PlannerRepository
+from task_planner.windowing import window_for
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 TARGET_TASKS = 1_000_000

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from outbound_core.windows import CallingWindow, Closed, parse_hhmm
 from task_planner.domain import decide
-from task_planner.planner import window_for
+from task_planner.windowing import window_for
 
 PROPS = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 RECHECK = timedelta(hours=24)
