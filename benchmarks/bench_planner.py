@@ -157,6 +157,8 @@ async def _rebuild(ctx: Context) -> list[Result]:
         await db["campaigns"].insert_many(
             [{"_id": f"cmp_{c}", "status": "running"} for c in range(10)]
         )
+        # Indexes first, as in a running deployment: start-up then only reads.
+        await PlannerRepository(db).ensure_indexes()
         # Size: the target, or what fits the time budget here (measured on a first slice).
         probe = 1_000
         started = time.perf_counter()
