@@ -15,6 +15,7 @@ MODULES: list[str] = [
     "benchmarks.bench_webhooks",
     "benchmarks.bench_dialer",
     "benchmarks.bench_allocator",
+    "benchmarks.bench_planner",
 ]
 
 

@@ -22,7 +22,12 @@ from outbound_core.topics import (
 )
 
 TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
-    CAMPAIGNS: (ev.CampaignCreated, ev.ContactsAdded, ev.CampaignStatusChanged),
+    CAMPAIGNS: (
+        ev.CampaignCreated,
+        ev.ContactsAdded,
+        ev.CampaignStatusChanged,
+        ev.CampaignUpdated,
+    ),
     ALLOCATOR: (
         ev.TaskQueued,
         ev.TaskWithdrawn,

@@ -45,6 +45,16 @@ class CallingHours(BaseModel):
     use_campaign_timezone: bool = Field(
         False, description="Apply hours in the schedule's timezone instead of the recipient's."
     )
+    weekdays: list[int] | None = Field(
+        None,
+        description="Allowed local weekdays of the day a window opens (0 = Monday); None = all.",
+        examples=[[0, 1, 2, 3, 4]],
+    )
+    blackout_dates: list[str] = Field(
+        default_factory=list,
+        description="Local dates (YYYY-MM-DD) on which no window opens (holidays).",
+        examples=[["2026-12-25"]],
+    )
 
 
 class AgentSnapshot(BaseModel):
@@ -127,6 +137,22 @@ class CampaignStatusChanged(Payload):
     previous: str | None = None
     action: str | None = Field(None, description="The API action that caused it, if any.")
     reason: str | None = None
+
+
+class CampaignUpdated(Payload):
+    """New settings of a campaign that is not finished: the full set, not a diff, so that a
+    consumer applies it idempotently. The planner applies them to tasks not yet dialled."""
+
+    TYPE: ClassVar[str] = "campaign.updated"
+    campaign_id: str
+    changed: list[str] = Field(default_factory=list, description="Settings that changed.")
+    schedule: Schedule | None = None
+    calling_hours: CallingHours = CallingHours()
+    max_attempts: int = 1
+    retry_interval_minutes: int = 240
+    retry_outcomes: list[str] = Field(default_factory=lambda: ["no_answer", "busy", "failed"])
+    priority: Priority = "normal"
+    max_slots: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,6 +402,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         CampaignCreated,
         ContactsAdded,
         CampaignStatusChanged,
+        CampaignUpdated,
         TaskQueued,
         TaskWithdrawn,
         CampaignWithdrawn,

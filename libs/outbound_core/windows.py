@@ -13,9 +13,11 @@ instead of a window, and callers never dial at a guess.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from outbound_core.phones import UNKNOWN_TIMEZONE, timezones_for_number
@@ -55,26 +57,26 @@ class CallingWindow:
     not_after: datetime | None = None
 
     def _open_in_zone(self, at: datetime, zone: ZoneInfo) -> bool:
+        # Hot path (every due task): plain comparisons, no intermediate objects.
         local = at.astimezone(zone)
-        t = local.time().replace(tzinfo=None)
-        if self.start == self.end:
+        start, end = self.start, self.end
+        if start == end:  # all day: weekdays and blackouts judge the calendar day
             opened_on = local.date()
-            inside = True
-        elif self.start < self.end:
-            inside = self.start <= t < self.end
-            opened_on = local.date()
-        else:  # crosses midnight
-            if t >= self.start:
-                inside, opened_on = True, local.date()
-            elif t < self.end:
-                inside, opened_on = True, local.date() - timedelta(days=1)
+        else:
+            t = local.time()
+            if start < end:
+                if not start <= t < end:
+                    return False
+                opened_on = local.date()
+            elif t >= start:  # crosses midnight, evening part
+                opened_on = local.date()
+            elif t < end:  # crosses midnight, early-morning part: the evening before's window
+                opened_on = local.date() - timedelta(days=1)
             else:
-                inside, opened_on = False, local.date()
-        if not inside:
-            return False
+                return False
         if self.weekdays is not None and opened_on.weekday() not in self.weekdays:
             return False
-        return opened_on not in self.blackout_dates
+        return not self.blackout_dates or opened_on not in self.blackout_dates
 
     def is_open(self, at: datetime) -> bool:
         """True when a call may start at instant ``at``."""
@@ -82,34 +84,76 @@ class CallingWindow:
             return False
         if self.not_after is not None and at >= self.not_after:
             return False
-        return all(self._open_in_zone(at, z) for z in self.zones)
-
-    def _candidates(self, at: datetime) -> Iterable[datetime]:
-        yield at
-        if self.not_before is not None and self.not_before > at:
-            yield self.not_before
         for zone in self.zones:
-            local_day = at.astimezone(zone).date()
-            for offset in range(-1, _HORIZON_DAYS):
-                day = local_day + timedelta(days=offset)
-                for fold in (0, 1):
-                    local = datetime.combine(day, self.start, tzinfo=zone).replace(fold=fold)
-                    instant = local.astimezone(UTC)
-                    # A start inside a skipped (DST) hour opens at the transition itself.
-                    if instant.astimezone(zone).time().replace(tzinfo=None) != self.start:
-                        instant = _next_transition(instant - timedelta(hours=2), zone) or instant
-                    if instant > at:
-                        yield instant
+            if not self._open_in_zone(at, zone):
+                return False
+        return True
 
     def next_open(self, at: datetime) -> datetime | None:
         """The first instant ≥ ``at`` when a call may start, or None if none is within the
         planning horizon (about two weeks) or the schedule has ended."""
         if self.not_after is not None and at >= self.not_after:
             return None
-        for candidate in sorted(set(self._candidates(at))):
+        if self.is_open(at):
+            return at
+        # The window can only open at a daily opening in some zone, at a DST transition (a
+        # fall-back repeated hour re-opens it) or at the schedule's start.
+        opens_at = time(0, 0) if self.start == self.end else self.start
+        daily = _openings(self.zones, opens_at, at.astimezone(UTC).date())
+        later = daily[bisect_right(daily, at) :]
+        if self.not_before is not None and self.not_before > at:
+            later = tuple(sorted({self.not_before, *later}))
+        horizon = at + timedelta(days=_HORIZON_DAYS)
+        for candidate in later:
+            if candidate > horizon:
+                break
             if self.is_open(candidate):
                 return candidate
         return None
+
+
+@lru_cache(maxsize=4096)
+def _openings(zones: tuple[ZoneInfo, ...], opens_at: time, day: date) -> tuple[datetime, ...]:
+    """Sorted UTC instants, from the day before ``day`` (UTC) to past the planning horizon, at
+    which a daily window opening at local ``opens_at`` in any of ``zones`` can open: the
+    local openings and every UTC-offset transition. Cached: many tasks share a shape."""
+    start = datetime.combine(day, time(0, 0), tzinfo=UTC) - timedelta(days=1)
+    end = start + timedelta(days=_HORIZON_DAYS + 3)
+    out: set[datetime] = set()
+    for zone in zones:
+        out.update(_transitions(zone, start, end))
+        local_day = start.astimezone(zone).date()
+        for offset in range(-1, _HORIZON_DAYS + 4):
+            d = local_day + timedelta(days=offset)
+            for fold in (0, 1):
+                local = datetime.combine(d, opens_at, tzinfo=zone).replace(fold=fold)
+                instant = local.astimezone(UTC)
+                # A start inside a skipped (DST) hour opens at the transition itself.
+                if instant.astimezone(zone).time().replace(tzinfo=None) != opens_at:
+                    instant = _next_transition(instant - timedelta(hours=2), zone) or instant
+                out.add(instant)
+    return tuple(sorted(out))
+
+
+def _transitions(zone: ZoneInfo, start: datetime, end: datetime) -> Iterable[datetime]:
+    """UTC instants in (start, end] at which ``zone``'s offset changes, to the minute."""
+    step = timedelta(hours=12)
+    lo = start
+    lo_off = lo.astimezone(zone).utcoffset()
+    while lo < end:
+        hi = lo + step
+        hi_off = hi.astimezone(zone).utcoffset()
+        if hi_off != lo_off:
+            a, b = lo, hi  # offset(a) == lo_off != offset(b): bisect to the minute
+            while b - a > timedelta(minutes=1):
+                mid = a + (b - a) / 2
+                if mid.astimezone(zone).utcoffset() == lo_off:
+                    a = mid
+                else:
+                    b = mid
+            floor = b.replace(second=0, microsecond=0)
+            yield floor if floor.astimezone(zone).utcoffset() != lo_off else b
+        lo, lo_off = hi, hi_off
 
 
 def _next_transition(after: datetime, zone: ZoneInfo) -> datetime | None:

@@ -11,6 +11,7 @@ import structlog
 
 from campaign_api.auth import Principal
 from campaign_api.domain import (
+    SETTINGS_EDITABLE,
     ScheduleError,
     TransitionError,
     apply_action,
@@ -20,7 +21,7 @@ from campaign_api.domain import (
 from campaign_api.problems import Problem
 from campaign_api.repository import ApiRepository, Doc
 from campaign_api.schemas import CampaignIn
-from outbound_core.clock import Clock
+from outbound_core.clock import Clock, utc
 from outbound_core.events import (
     AgentSnapshot,
     CallEnded,
@@ -30,6 +31,7 @@ from outbound_core.events import (
     CampaignDrained,
     CampaignPauseRequested,
     CampaignStatusChanged,
+    CampaignUpdated,
     ContactsAdded,
     ContactSeed,
     DispositionRecorded,
@@ -129,7 +131,7 @@ class CampaignService:
             "max_slots": body.max_slots,
             "from_number": body.from_number,
             "voicemail_action": body.voicemail_action,
-            "calling_hours": body.calling_hours.model_dump(),
+            "calling_hours": body.calling_hours.model_dump(mode="json"),
             "schedule": sched.model_dump(mode="json") if sched else None,
             "schedule_start": start,
             "schedule_end": end,
@@ -178,7 +180,7 @@ class CampaignService:
             schedule=Schedule(start_time=start, end_time=end, timezone=sched.timezone)
             if sched
             else None,
-            calling_hours=CallingHours(**body.calling_hours.model_dump()),
+            calling_hours=CallingHours(**body.calling_hours.model_dump(mode="json")),
             max_attempts=body.max_attempts,
             retry_interval_minutes=body.retry_interval_minutes,
             retry_outcomes=body.retry_outcomes,
@@ -216,15 +218,104 @@ class CampaignService:
             new_status = apply_action(doc["status"], action)
         except TransitionError as exc:
             raise Problem(409, "Conflict", str(exc)) from exc
+        if action == "restart":
+            end = doc.get("schedule_end")
+            if end is not None and utc(end) <= self.clock.now():
+                raise Problem(
+                    409, "Conflict", "the schedule has ended; move schedule.end_time first"
+                )
+            await self.repo.reset_for_restart(campaign_id=campaign_id)
         updated = await self._transition(doc, new_status, action=action, reason=reason)
         if updated is None:  # raced with another change: report the state as it is now
             raise Problem(409, "Conflict", "the campaign changed meanwhile; retry")
+        return updated
+
+    async def update_settings(
+        self, *, who: Principal, campaign_id: str, settings: dict[str, Any]
+    ) -> Doc:
+        """Apply new settings to a campaign that is not finished and publish
+        ``campaign.updated``; the planner applies them to tasks not yet dialled."""
+        doc = await self.repo.campaign(workspace_id=who.workspace_id, campaign_id=campaign_id)
+        if doc is None:
+            raise Problem(404, "Not found", f"campaign {campaign_id} not found")
+        if doc["status"] not in SETTINGS_EDITABLE:
+            raise Problem(409, "Conflict", f"a {doc['status']} campaign cannot be changed")
+        fields: Doc = {}
+        for key, value in settings.items():
+            if key == "schedule":
+                start = end = None
+                if value is not None:
+                    try:
+                        start, end = resolve_schedule(
+                            start=value.start_time,
+                            end=value.end_time,
+                            timezone=value.timezone,
+                            now=self.clock.now(),
+                        )
+                    except ScheduleError as exc:
+                        raise Problem(
+                            422,
+                            "Invalid request",
+                            str(exc),
+                            [{"field": "schedule", "message": str(exc)}],
+                        ) from exc
+                fields["schedule"] = value.model_dump(mode="json") if value else None
+                fields["schedule_start"], fields["schedule_end"] = start, end
+            elif key == "calling_hours":
+                if value is None:
+                    raise Problem(422, "Invalid request", "calling_hours cannot be null")
+                fields["calling_hours"] = value.model_dump(mode="json")
+            elif value is None and key != "max_slots":
+                raise Problem(422, "Invalid request", f"{key} cannot be null")
+            else:
+                fields[key] = value
+        if not fields:
+            raise Problem(422, "Invalid request", "give an action or at least one setting")
+        updated = await self.repo.set_status(
+            campaign_id=campaign_id,
+            expect=list(SETTINGS_EDITABLE),
+            status=doc["status"],
+            fields=fields,
+        )
+        if updated is None:
+            raise Problem(409, "Conflict", "the campaign changed meanwhile; retry")
+        start, end = updated.get("schedule_start"), updated.get("schedule_end")
+        sched = updated.get("schedule")
+        event = CampaignUpdated(
+            campaign_id=campaign_id,
+            changed=sorted(settings),
+            schedule=Schedule(
+                start_time=utc(start) if start else None,
+                end_time=utc(end) if end else None,
+                timezone=sched.get("timezone", "UTC"),
+            )
+            if sched
+            else None,
+            calling_hours=CallingHours(**updated["calling_hours"]),
+            max_attempts=updated["max_attempts"],
+            retry_interval_minutes=updated["retry_interval_minutes"],
+            retry_outcomes=updated["retry_outcomes"],
+            priority=updated["priority"],
+            max_slots=updated.get("max_slots"),
+        )
+        await self.outbox.publish([self._out(updated, event, campaign_id)])
+        log.info("campaign settings updated", campaign_id=campaign_id, changed=sorted(settings))
         return updated
 
     async def _transition(
         self, doc: Doc, status: str, *, action: str | None, reason: str | None
     ) -> Doc | None:
         fields: Doc = {"status_reason": reason}
+        if action == "restart":
+            fields.update(
+                started_at=self.clock.now(),
+                ended_at=None,
+                calls_made=0,
+                calls_connected=0,
+                call_seconds=0.0,
+                cost=0.0,
+                disposition_summary={},
+            )
         if status == "running" and not doc.get("started_at"):
             fields["started_at"] = self.clock.now()
         if status in ("completed", "stopped"):

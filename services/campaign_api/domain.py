@@ -136,7 +136,10 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "pause": {"running": "paused", "scheduled": "paused"},
     "resume": {"paused": "running"},
     "stop": {"scheduled": "stopped", "running": "stopped", "paused": "stopped"},
+    # Every lead back to pending, counters zeroed. A stopped campaign stays stopped.
+    "restart": {"running": "running", "paused": "running", "completed": "running"},
 }
+SETTINGS_EDITABLE = frozenset({"scheduled", "running", "paused"})
 ALIASES = {"archive": "stop"}
 
 

@@ -157,6 +157,24 @@ class ApiRepository:
         except DuplicateKeyError:
             pass  # a newer state is already there
 
+    async def reset_for_restart(self, *, campaign_id: str) -> None:
+        """Every lead back to pending before a restart. ``seq`` stays: the planner's next
+        updates carry higher ones and still apply."""
+        await self.leads.update_many(
+            {"campaign_id": campaign_id},
+            {
+                "$set": {
+                    "status": "pending",
+                    "attempt": 0,
+                    "phone_index": 0,
+                    "pass_number": 1,
+                    "last_disposition": None,
+                    "next_attempt_at": None,
+                    "reason": None,
+                }
+            },
+        )
+
     async def leads_of(
         self, *, campaign_id: str, status: str | None, limit: int, offset: int
     ) -> tuple[list[Doc], int]:

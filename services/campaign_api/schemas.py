@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outbound_core.windows import parse_hhmm
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _BCP47 = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 
 
@@ -22,12 +23,50 @@ class CallingHoursIn(BaseModel):
     start: str = Field("09:00", examples=["09:00"])
     end: str = Field("20:00", examples=["20:00"])
     use_campaign_timezone: bool = False
+    weekdays: list[int | str] | None = Field(
+        None,
+        description="Allowed local weekdays (0 = Monday … 6 = Sunday, or mon…sun); "
+        "judged on the day the daily window opens. Omit for every day.",
+        examples=[["mon", "tue", "wed", "thu", "fri"]],
+    )
+    blackout_dates: list[str] = Field(
+        default_factory=list,
+        description="Local dates (YYYY-MM-DD) with no calling window (holidays).",
+        examples=[["2026-12-25"]],
+    )
 
     @field_validator("start", "end")
     @classmethod
     def _hhmm(cls, v: str) -> str:
         t = parse_hhmm(v)
         return f"{t.hour:02d}:{t.minute:02d}"
+
+    @field_validator("weekdays")
+    @classmethod
+    def _weekdays(cls, v: list[int | str] | None) -> list[int] | None:
+        if v is None:
+            return None
+        out: set[int] = set()
+        for item in v:
+            if isinstance(item, str) and item.strip().isdigit():
+                item = int(item)
+            if isinstance(item, int) and 0 <= item <= 6:
+                out.add(item)
+            elif isinstance(item, str) and item.strip().lower()[:3] in _WEEKDAYS:
+                out.add(_WEEKDAYS.index(item.strip().lower()[:3]))
+            else:
+                raise ValueError(f"{item!r} is not a weekday (0–6 or mon…sun)")
+        if not out:
+            raise ValueError("weekdays must name at least one day (omit it for every day)")
+        return sorted(out)
+
+    @field_validator("blackout_dates")
+    @classmethod
+    def _dates(cls, v: list[str]) -> list[str]:
+        try:
+            return sorted({date.fromisoformat(d).isoformat() for d in v})
+        except ValueError as exc:
+            raise ValueError(f"blackout_dates must be YYYY-MM-DD dates: {exc}") from exc
 
 
 class CampaignIn(BaseModel):
@@ -72,8 +111,46 @@ class CampaignIn(BaseModel):
 
 
 class CampaignAction(BaseModel):
-    action: Literal["start", "pause", "resume", "stop", "archive"]
+    action: Literal["start", "pause", "resume", "stop", "archive", "restart"]
     reason: str | None = None
+
+
+SETTINGS_FIELDS = (
+    "schedule",
+    "calling_hours",
+    "max_attempts",
+    "retry_interval_minutes",
+    "retry_outcomes",
+    "priority",
+    "max_slots",
+)
+
+
+class CampaignPatch(BaseModel):
+    """Either an ``action`` (start, pause, resume, stop/archive, restart) or new settings for
+    a campaign that is not completed or stopped; settings apply to tasks not yet dialled."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"action": "pause"},
+                {"calling_hours": {"start": "10:00", "end": "18:00"}, "max_attempts": 2},
+            ]
+        }
+    )
+    action: Literal["start", "pause", "resume", "stop", "archive", "restart"] | None = None
+    reason: str | None = None
+    schedule: ScheduleIn | None = None
+    calling_hours: CallingHoursIn | None = None
+    max_attempts: int | None = Field(None, ge=1, le=5)
+    retry_interval_minutes: int | None = Field(None, ge=1, le=60 * 24 * 30)
+    retry_outcomes: list[str] | None = None
+    priority: Literal["low", "normal", "high"] | None = None
+    max_slots: int | None = Field(None, ge=1)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings fields the client sent (explicit nulls included)."""
+        return {k: getattr(self, k) for k in SETTINGS_FIELDS if k in self.model_fields_set}
 
 
 class AgentIn(BaseModel):

@@ -15,6 +15,7 @@ from outbound_core.events import (
     LeaseExpired,
     SuppressionAdded,
     SuppressionRemoved,
+    CampaignUpdated,
     TaskDispatched,
 )
 from outbound_core.service import Runtime, build_http_app, serve
@@ -53,6 +54,7 @@ def build_app(settings: DialerSettings) -> FastAPI:
         CAMPAIGNS,
         (CampaignCreated, handlers.on_campaign_created),
         (CampaignStatusChanged, handlers.on_campaign_status_changed),
+        (CampaignUpdated, handlers.on_campaign_updated),
     )
     rt.consume(
         DISPATCH,

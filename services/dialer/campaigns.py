@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from dialer.repository import CampaignRepository
-from outbound_core.events import CampaignCreated, Envelope
+from outbound_core.events import CampaignCreated, CampaignUpdated, Envelope
 
 
 def campaign_doc(env: Envelope, c: CampaignCreated) -> dict[str, Any]:
@@ -38,6 +38,14 @@ class CampaignProjection:
         doc = campaign_doc(env, c)
         await self.repo.upsert_created(campaign_id=c.campaign_id, doc=doc)
         self._cache.pop(c.campaign_id, None)  # reloaded with the stored status on next use
+
+    async def updated(self, c: CampaignUpdated) -> None:
+        fields = {
+            "calling_hours": c.calling_hours.model_dump(),
+            "schedule": c.schedule.model_dump() if c.schedule else None,
+        }
+        await self.repo.update_settings(campaign_id=c.campaign_id, fields=fields)
+        self._cache.pop(c.campaign_id, None)
 
     async def status_changed(self, *, campaign_id: str, status: str, at: datetime) -> None:
         await self.repo.set_status(campaign_id=campaign_id, status=status, at=at)

@@ -20,6 +20,7 @@ from outbound_core.events import (
     CallStarted,
     CampaignCreated,
     CampaignStatusChanged,
+    CampaignUpdated,
     Envelope,
     LeaseExpired,
     LeaseReleased,
@@ -67,6 +68,10 @@ class DialerHandlers:
         await self.campaigns.status_changed(
             campaign_id=c.campaign_id, status=c.status, at=env.occurred_at
         )
+
+    async def on_campaign_updated(self, env: Envelope, c: CampaignUpdated) -> None:
+        # The last-moment guard must judge dispatches by the hours the planner now uses.
+        await self.campaigns.updated(c)
 
     # -- dispatch.v1 ----------------------------------------------------------------------
 

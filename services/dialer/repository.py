@@ -101,6 +101,9 @@ class CampaignRepository:
             upsert=True,
         )
 
+    async def update_settings(self, *, campaign_id: str, fields: Doc) -> None:
+        await self.campaigns.update_one({"_id": campaign_id}, {"$set": fields})
+
     async def set_status(self, *, campaign_id: str, status: str, at: datetime) -> None:
         await self.campaigns.update_one(
             {"_id": campaign_id}, {"$set": {"status": status, "status_at": at}}, upsert=True

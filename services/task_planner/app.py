@@ -8,6 +8,7 @@ from outbound_core.events import (
     CallAborted,
     CampaignCreated,
     CampaignStatusChanged,
+    CampaignUpdated,
     ContactsAdded,
     DispositionRecorded,
     LeaseExpired,
@@ -30,6 +31,8 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         clock=rt.clock,
         tick_batch=settings.tick_batch,
         recheck=timedelta(hours=settings.recheck_hours),
+        stale_after=settings.reconcile_stale_seconds,
+        reconcile_batch=settings.reconcile_batch,
     )
     rt.startup.append(planner.rebuild)
     rt.consume(
@@ -37,6 +40,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         (CampaignCreated, planner.on_campaign_created),
         (ContactsAdded, planner.on_contacts_added),
         (CampaignStatusChanged, planner.on_status_changed),
+        (CampaignUpdated, planner.on_campaign_updated),
     )
     rt.consume(
         DISPATCH, (TaskDispatched, planner.on_dispatched), (LeaseExpired, planner.on_lease_expired)
@@ -48,6 +52,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
     rt.consume(DISPOSITIONS, (DispositionRecorded, planner.on_disposition))
     ticker = rt.every("due-tasks", planner.tick, settings.tick_seconds)
     planner.kick = ticker.kick
+    rt.every("reconcile-queued", planner.reconcile, settings.reconcile_seconds)
     return build_http_app(rt, title="Outbound task-planner")
 
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from outbound_core.windows import CallingWindow, Closed
+
 MOVE_ON = frozenset({"no_answer", "busy", "failed", "voicemail", "wrong_number", "silence"})
 TERMINAL_LABELS = frozenset({"interested", "not_interested", "opt_out", "escalated", "completed"})
 ACTIVE_STATUSES = ("pending", "waiting_retry", "queued", "dialing")
 SCHEDULABLE_STATUSES = ("pending", "waiting_retry")
 FINAL_STATUSES = ("completed", "not_reachable", "archived", "blocked")
+ALL_STATUSES = (*ACTIVE_STATUSES, *FINAL_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -133,3 +136,108 @@ def lead_status(status: str, attempt_count: int) -> str:
     if status == "pending" and attempt_count > 0:
         return "waiting_retry"
     return status
+
+
+# ---------------------------------------------------------------------------------------------
+# when may a waiting task be queued
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a task that is due: ``queue`` it now, ``wait`` until ``due_at``,
+    ``block`` it for good (``reason``), or leave it to the campaign's end (``ended``)."""
+
+    action: str  # queue | wait | block | ended
+    due_at: datetime | None = None
+    reason: str | None = None
+
+
+def decide(window: CallingWindow | Closed, now: datetime, *, recheck: timedelta) -> Decision:
+    """The scheduling decision for a due task under ``window`` at ``now``.
+
+    Fails closed: a window that cannot be built (unknown or invalid zone) or whose daily hours
+    never overlap in all of the recipient's candidate zones blocks the task with a reason
+    instead of calling it at a guess."""
+    if isinstance(window, Closed):
+        return Decision("block", reason=window.reason)
+    nxt = window.next_open(now)  # ``now`` itself when open
+    if nxt == now:
+        return Decision("queue", due_at=now)
+    if nxt is not None:
+        return Decision("wait", due_at=nxt)
+    if window.not_after is not None and now >= window.not_after:
+        return Decision("ended")
+    # Nothing within the horizon: either weekdays/blackouts/schedule push it further out, or
+    # the zones' hours never overlap at all (e.g. a toll-free number spanning the continent).
+    bare = replace(
+        window, weekdays=None, blackout_dates=frozenset(), not_before=None, not_after=None
+    )
+    if bare.next_open(now) is None:
+        return Decision("block", reason="empty_window")
+    due = now + recheck
+    if window.not_after is not None:
+        due = min(due, window.not_after)  # the schedule's end archives it; look again then
+    return Decision("wait", due_at=due)
+
+
+def replanned_due(
+    *,
+    last_ended: datetime | None,
+    last_pass: int | None,
+    pass_number: int,
+    callback: bool,
+    current_due: datetime,
+    retry_interval: timedelta,
+    now: datetime,
+) -> datetime:
+    """When a waiting task becomes due again after the campaign's settings changed: a callback
+    keeps its requested time; a task never tried is due now; the next phone of the same
+    pass right after the last attempt ended; a new pass ``retry_interval`` after it. The
+    calling window is applied afterwards, when the task is considered."""
+    if callback:
+        return current_due
+    if last_ended is None:
+        return now
+    if last_pass is not None and pass_number > last_pass:
+        return last_ended + retry_interval
+    return last_ended
+
+
+def restart_fields(phone_count: int, now: datetime) -> dict[str, object]:
+    """A task's state at the start of a campaign restart: back to pending on its first phone,
+    first pass, no history. The internal ``attempt`` counter is left alone on purpose: it keys
+    the dialer's one-call-per-attempt guarantee, so it must never repeat."""
+    pos = initial_position(phone_count)
+    return {
+        "status": "pending",
+        "due_at": now,
+        "phone_index": pos.phone_index,
+        "pass_number": pos.pass_number,
+        "phone_states": [
+            {"last": p.last, "attempts": p.attempts, "excluded": p.excluded} for p in pos.phones
+        ],
+        "history": [],
+        "last_disposition": None,
+        "reason": None,
+        "callback": False,
+        "restart_after_call": False,
+    }
+
+
+class DecisionCache:
+    """Decisions at one instant, memoised per window object: the tasks due in one tick share a
+    handful of window shapes (one per campaign and recipient zone set), and ``window_for``
+    returns the same object for the same shape."""
+
+    def __init__(self, now: datetime, *, recheck: timedelta) -> None:
+        self.now = now
+        self.recheck = recheck
+        self._memo: dict[int, tuple[CallingWindow | Closed, Decision]] = {}
+
+    def decide(self, window: CallingWindow | Closed) -> Decision:
+        hit = self._memo.get(id(window))
+        if hit is not None and hit[0] is window:
+            return hit[1]
+        d = decide(window, self.now, recheck=self.recheck)
+        self._memo[id(window)] = (window, d)
+        return d

@@ -15,6 +15,7 @@ from outbound_core.events import (
     CampaignCreated,
     CampaignDrained,
     CampaignStatusChanged,
+    CampaignUpdated,
     CampaignWithdrawn,
     ContactsAdded,
     DialRequest,
@@ -27,10 +28,12 @@ from outbound_core.events import (
 )
 from outbound_core.kafka import EventBus
 from outbound_core.topics import ALLOCATOR, LEADS
-from outbound_core.windows import CallingWindow, Closed, build_window
+from outbound_core.windows import CallingWindow, Closed
 from task_planner.domain import (
     ACTIVE_STATUSES,
+    ALL_STATUSES,
     SCHEDULABLE_STATUSES,
+    DecisionCache,
     Next,
     PhoneState,
     Position,
@@ -38,9 +41,12 @@ from task_planner.domain import (
     after_attempt,
     initial_position,
     lead_status,
+    replanned_due,
+    restart_fields,
 )
 from task_planner.repository import Doc, PlannerRepository
 from task_planner.timer import DueTimer
+from task_planner.windowing import window_for
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +68,8 @@ class Planner:
         clock: Clock,
         tick_batch: int,
         recheck: timedelta,
+        stale_after: float = 60.0,
+        reconcile_batch: int = 1000,
     ) -> None:
         self.repo = repo
         self.bus = bus
@@ -70,6 +78,8 @@ class Planner:
         self.campaigns: dict[str, Doc] = {}
         self.tick_batch = tick_batch
         self.recheck = recheck
+        self.stale_after = stale_after
+        self.reconcile_batch = reconcile_batch
         self.kick: Any = lambda: None
 
     # start-up ----------------------------------------------------------------------------------
@@ -78,13 +88,34 @@ class Planner:
         TaskQueued for tasks left queued (the allocator ignores ones it already holds)."""
         await self.repo.ensure_indexes()
         self.campaigns = {c["_id"]: c for c in await self.repo.all_campaigns()}
-        for t in await self.repo.schedulable():
-            if self._running(t["campaign_id"]):
-                self.timer.push(utc(t["due_at"]), t["_id"])
+        running = {cid for cid in self.campaigns if self._running(cid)}
+        entries = []
+        async for t in self.repo.iter_schedulable():
+            if t["campaign_id"] in running and t.get("due_at") is not None:
+                entries.append((utc(t["due_at"]), t["_id"]))
+        self.timer.extend(entries)
         for t in await self.repo.in_status(campaign_id=None, statuses=["queued"]):
             if self._running(t["campaign_id"]):
                 await self._publish_queued(t)
         log.info("planner rebuilt", due_entries=len(self.timer), campaigns=len(self.campaigns))
+
+    async def reconcile(self) -> int:
+        """Re-send TaskQueued for tasks queued longer than ``stale_after`` (real seconds) ago:
+        the embedded broker keeps nothing across a restart, and MongoDB is the truth. The
+        allocator ignores a TaskQueued it already holds, so a task merely waiting for a slot
+        costs one duplicate event per period."""
+        now = self.clock.now()
+        cutoff = now - timedelta(seconds=self.stale_after * self.clock.speed)
+        sent = 0
+        for t in await self.repo.stale_queued(before=cutoff, limit=self.reconcile_batch):
+            if not self._running(t["campaign_id"]):
+                continue
+            if await self.repo.touch_announced(task_id=t["_id"], attempt=t["attempt"], at=now):
+                await self._publish_queued(t)
+                sent += 1
+        if sent:
+            log.info("re-announced stale queued tasks", count=sent)
+        return sent
 
     def _running(self, campaign_id: str) -> bool:
         c = self.campaigns.get(campaign_id)
@@ -145,9 +176,78 @@ class Planner:
                 self.timer.push(now, c.task_id)
             self.kick()
 
+    async def on_campaign_updated(self, env: Envelope, ev: CampaignUpdated) -> None:
+        """New settings apply to every task not yet dialled: due times are re-derived from the
+        last attempt and the new retry interval, and the new window is applied when each task
+        is considered. Queued tasks keep their place (they are about to be dialled)."""
+        fields = ev.model_dump(mode="python", exclude={"campaign_id", "changed"})
+        await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields=fields)
+        camp = self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})
+        camp.update(fields)
+        interval = timedelta(minutes=ev.retry_interval_minutes)
+        for t in await self.repo.in_status(
+            campaign_id=ev.campaign_id, statuses=SCHEDULABLE_STATUSES
+        ):
+            last = t["history"][-1] if t.get("history") else None
+            due = to_ms(
+                replanned_due(
+                    last_ended=utc(last["ended_at"]) if last else None,
+                    last_pass=last.get("pass_number") if last else None,
+                    pass_number=t["pass_number"],
+                    callback=bool(t.get("callback")),
+                    current_due=utc(t["due_at"]) if t.get("due_at") else self.clock.now(),
+                    retry_interval=interval,
+                    now=self.clock.now(),
+                )
+            )
+            new = await self.repo.transition(
+                task_id=t["_id"],
+                expect_status=[t["status"]],
+                expect_attempt=t["attempt"],
+                set_fields={"due_at": due},
+            )
+            if new is None:
+                continue
+            await self._publish_lead(new, causation=env)
+            if self._running(ev.campaign_id):
+                self.timer.push(due, t["_id"])
+        self.kick()
+
+    async def _restart(self, env: Envelope, campaign_id: str) -> None:
+        """Every task back to pending on its first phone; a call in progress finishes first."""
+        run = await self.repo.begin_run(campaign_id=campaign_id, event_id=env.id)
+        if run is None:
+            return  # this restart was already applied
+        self.campaigns.setdefault(campaign_id, {"_id": campaign_id})["run"] = run
+        await self.bus.emit(
+            ALLOCATOR,
+            CampaignWithdrawn(campaign_id=campaign_id, reason="restart"),
+            key=env.org_id,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
+            dedupe_parts=(env.id, "restart"),
+        )
+        now = to_ms(self.clock.now())
+        for t in await self.repo.in_status(campaign_id=campaign_id, statuses=ALL_STATUSES):
+            if t["status"] == "dialing":
+                await self.repo.mark_restart_after_call(task_id=t["_id"])
+                continue
+            new = await self.repo.transition(
+                task_id=t["_id"],
+                expect_status=[t["status"]],
+                expect_attempt=t["attempt"],
+                set_fields=restart_fields(len(t["phones"]), now),
+            )
+            if new is not None:
+                await self._publish_lead(new, causation=env)
+        log.info("campaign restarted", campaign_id=campaign_id, run=run)
+
     async def on_status_changed(self, env: Envelope, ev: CampaignStatusChanged) -> None:
         await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields={"status": ev.status})
         self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})["status"] = ev.status
+        if ev.action == "restart":
+            await self._restart(env, ev.campaign_id)
         if ev.status == "running":
             for t in await self.repo.schedulable(campaign_id=ev.campaign_id):
                 self.timer.push(utc(t["due_at"]), t["_id"])
@@ -166,7 +266,18 @@ class Planner:
             dedupe_parts=(env.id,),
         )
         if ev.status == "paused" or ev.status == "scheduled":
-            await self.repo.requeue_withdrawn(campaign_id=ev.campaign_id, now=self.clock.now())
+            # Queued but not dialled: back to waiting (the allocator dropped them), one by one
+            # so that each lead shows it.
+            now = to_ms(self.clock.now())
+            for t in await self.repo.in_status(campaign_id=ev.campaign_id, statuses=["queued"]):
+                new = await self.repo.transition(
+                    task_id=t["_id"],
+                    expect_status=["queued"],
+                    expect_attempt=t["attempt"],
+                    set_fields={"status": "pending", "due_at": now, "reason": ev.status},
+                )
+                if new is not None:
+                    await self._publish_lead(new, causation=env)
         elif ev.status in ("stopped", "completed"):
             await self._archive_campaign(env, ev.campaign_id, reason=ev.reason or ev.status)
 
@@ -258,6 +369,22 @@ class Planner:
             if any(h.get("attempt") == attempt for h in task.get("history", [])):
                 await self._publish_lead(task, causation=env)
             return
+        if task.get("restart_after_call"):
+            # The campaign restarted while this call was in progress: the call is over, so
+            # the task now starts again like every other.
+            now = to_ms(self.clock.now())
+            new = await self.repo.transition(
+                task_id=task_id,
+                expect_status=["queued", "dialing"],
+                expect_attempt=attempt,
+                set_fields=restart_fields(len(task["phones"]), now),
+            )
+            if new is not None:
+                await self._publish_lead(new, causation=env)
+                if self._running(new["campaign_id"]):
+                    self.timer.push(now, task_id)
+                    self.kick()
+            return
         campaign = self.campaigns.get(task["campaign_id"], {})
         policy = RetryPolicy.batch(
             max_attempts=campaign.get("max_attempts", 1),
@@ -304,9 +431,11 @@ class Planner:
             self.timer.push(nxt.due_at, task_id)
             self.kick()
         if nxt.due_at is None:
-            await self._check_drained(env, new["campaign_id"])
+            await self._check_drained(env, new)
 
-    async def _check_drained(self, env: Envelope, campaign_id: str) -> None:
+    async def _check_drained(self, env: Envelope | None, task: Doc) -> None:
+        """Publish CampaignDrained once no task of ``task``'s campaign can be called again."""
+        campaign_id = task["campaign_id"]
         if await self.repo.has_active(campaign_id=campaign_id, statuses=ACTIVE_STATUSES):
             return
         total = await self.repo.count(campaign_id=campaign_id)
@@ -316,10 +445,11 @@ class Planner:
             LEADS,
             CampaignDrained(campaign_id=campaign_id, total_tasks=total),
             key=campaign_id,
-            org_id=env.org_id,
-            workspace_id=env.workspace_id,
+            org_id=task["org_id"],
+            workspace_id=task["workspace_id"],
             causation=env,
-            dedupe_parts=(campaign_id, total),
+            # the run: a restarted campaign drains again under a new event id
+            dedupe_parts=(campaign_id, total, self.campaigns.get(campaign_id, {}).get("run", 0)),
         )
 
     # the due-task loop ------------------------------------------------------------------------
@@ -329,50 +459,40 @@ class Planner:
         if not due:
             return
         tasks = {t["_id"]: t for t in await self.repo.get_many([tid for _, tid in due])}
+        cache = DecisionCache(now, recheck=self.recheck)
         for due_at, task_id in due:
             t = tasks.get(task_id)
             if t is None or t["status"] not in SCHEDULABLE_STATUSES or t.get("due_at") is None:
                 continue
             if to_ms(utc(t["due_at"])) != to_ms(due_at) or not self._running(t["campaign_id"]):
                 continue  # stale entry, or parked until the campaign runs again
-            await self._consider(t, now)
+            await self._consider(t, now, cache)
         if len(due) == self.tick_batch:
             self.kick()
 
     def window_for(self, task: Doc, campaign: Doc) -> CallingWindow | Closed:
-        schedule = campaign.get("schedule") or {}
-        hours = campaign.get("calling_hours") or {}
-        return build_window(
-            phone=task["phones"][task["phone_index"]],
-            contact_timezone=task.get("timezone"),
-            campaign_timezone=schedule.get("timezone")
-            if hours.get("use_campaign_timezone")
-            else None,
-            hours_start=hours.get("start", "09:00"),
-            hours_end=hours.get("end", "20:00"),
-            not_before=utc(schedule["start_time"]) if schedule.get("start_time") else None,
-            not_after=utc(schedule["end_time"]) if schedule.get("end_time") else None,
-        )
+        return window_for(task, campaign)
 
-    async def _consider(self, task: Doc, now: datetime) -> None:
+    async def _consider(self, task: Doc, now: datetime, cache: DecisionCache) -> None:
         campaign = self.campaigns[task["campaign_id"]]
-        window = self.window_for(task, campaign)
-        if isinstance(window, Closed):
+        decision = cache.decide(self.window_for(task, campaign))
+        if decision.action == "block":
             new = await self.repo.transition(
                 task_id=task["_id"],
                 expect_status=SCHEDULABLE_STATUSES,
                 expect_attempt=task["attempt"],
-                set_fields={"status": "blocked", "reason": window.reason, "due_at": None},
+                set_fields={"status": "blocked", "reason": decision.reason, "due_at": None},
             )
             if new is not None:
-                log.warning("task can never be called", task_id=task["_id"], reason=window.reason)
+                log.warning("task can never be called", task_id=task["_id"], reason=decision.reason)
                 await self._publish_lead(new, causation=None)
+                await self._check_drained(None, new)
             return
-        if not window.is_open(now):
-            nxt = window.next_open(now)
-            if nxt is None and window.not_after is not None and now >= window.not_after:
-                return  # the schedule ended: the campaign's end archives it
-            due = to_ms(nxt or now + self.recheck)
+        if decision.action == "ended":
+            return  # the schedule ended: the campaign's end archives it
+        if decision.action == "wait":
+            assert decision.due_at is not None
+            due = to_ms(decision.due_at)
             new = await self.repo.transition(
                 task_id=task["_id"],
                 expect_status=SCHEDULABLE_STATUSES,
@@ -387,7 +507,7 @@ class Planner:
             expect_status=SCHEDULABLE_STATUSES,
             expect_attempt=task["attempt"],
             inc_attempt=True,
-            set_fields={"status": "queued", "queued_at": now},
+            set_fields={"status": "queued", "queued_at": now, "announced_at": now},
         )
         if new is not None:
             await self._publish_queued(new)

@@ -4,7 +4,7 @@ concurrent handlers and redelivered events can never apply the same transition t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ class PlannerRepository:
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
         await self.tasks.create_index([("status", ASCENDING)])
+        await self.tasks.create_index([("status", ASCENDING), ("announced_at", ASCENDING)])
 
     # campaigns -------------------------------------------------------------------------------
     async def upsert_campaign(self, *, campaign_id: str, fields: Doc) -> None:
@@ -33,6 +34,21 @@ class PlannerRepository:
     async def set_expected_total(self, *, campaign_id: str, total: int) -> None:
         await self.campaigns.update_one(
             {"_id": campaign_id}, {"$max": {"expected_total": total}}, upsert=True
+        )
+
+    async def begin_run(self, *, campaign_id: str, event_id: str) -> int | None:
+        """Count a restart once per event; returns the new run number, or None if this
+        restart event was already applied."""
+        doc = await self.campaigns.find_one_and_update(
+            {"_id": campaign_id, "restart_events": {"$ne": event_id}},
+            {"$push": {"restart_events": event_id}, "$inc": {"run": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else int(doc["run"])
+
+    async def mark_restart_after_call(self, *, task_id: str) -> None:
+        await self.tasks.update_one(
+            {"_id": task_id, "status": "dialing"}, {"$set": {"restart_after_call": True}}
         )
 
     async def all_campaigns(self) -> list[Doc]:
@@ -84,18 +100,32 @@ class PlannerRepository:
             flt["campaign_id"] = campaign_id
         return [t async for t in self.tasks.find(flt, {"_id": 1, "due_at": 1, "campaign_id": 1})]
 
+    def iter_schedulable(self) -> AsyncIterator[Doc]:
+        """Every waiting task's due time, streamed (start-up with a million tasks must not
+        hold the documents, only the heap)."""
+        return aiter(
+            self.tasks.find(
+                {"status": {"$in": list(SCHEDULABLE_STATUSES)}},
+                {"_id": 1, "due_at": 1, "campaign_id": 1},
+                batch_size=10_000,
+            )
+        )
+
+    async def stale_queued(self, *, before: datetime, limit: int) -> list[Doc]:
+        flt: Doc = {"status": "queued", "announced_at": {"$lt": before}}
+        return [t async for t in self.tasks.find(flt).limit(limit)]
+
+    async def touch_announced(self, *, task_id: str, attempt: int, at: datetime) -> bool:
+        res = await self.tasks.update_one(
+            {"_id": task_id, "status": "queued", "attempt": attempt}, {"$set": {"announced_at": at}}
+        )
+        return res.modified_count == 1
+
     async def in_status(self, *, campaign_id: str | None, statuses: Sequence[str]) -> list[Doc]:
         flt: Doc = {"status": {"$in": list(statuses)}}
         if campaign_id is not None:
             flt["campaign_id"] = campaign_id
         return [t async for t in self.tasks.find(flt)]
-
-    async def requeue_withdrawn(self, *, campaign_id: str, now: datetime) -> None:
-        """Queued-but-not-dialled tasks of a paused campaign go back to waiting."""
-        await self.tasks.update_many(
-            {"campaign_id": campaign_id, "status": "queued"},
-            {"$set": {"status": "pending", "due_at": now}, "$inc": {"seq": 1}},
-        )
 
     async def has_active(self, *, campaign_id: str, statuses: Sequence[str]) -> bool:
         doc = await self.tasks.find_one(

@@ -17,6 +17,13 @@ class PlannerSettings(ServiceSettings):
     database: str = "outbound_task_planner"
     tick_seconds: float = Field(0.05, description="Real seconds between due-task checks.")
     tick_batch: int = Field(500, description="Most due tasks handled per tick.")
+    reconcile_seconds: float = Field(
+        15.0, description="Real seconds between checks for queued tasks whose event was lost."
+    )
+    reconcile_stale_seconds: float = Field(
+        60.0, description="A task queued this many real seconds ago is announced again."
+    )
+    reconcile_batch: int = Field(1000, description="Most tasks re-announced per check.")
     recheck_hours: float = Field(
         24.0, description="A task with no window inside the horizon is re-checked this often."
     )

@@ -18,6 +18,11 @@ class DueTimer:
     def push(self, due_at: datetime, task_id: str) -> None:
         heapq.heappush(self._heap, (due_at, task_id))
 
+    def extend(self, entries: list[tuple[datetime, str]]) -> None:
+        """Add many entries at once (start-up): one O(n) heapify instead of n pushes."""
+        self._heap.extend(entries)
+        heapq.heapify(self._heap)
+
     def pop_due(self, now: datetime, limit: int) -> list[tuple[datetime, str]]:
         out: list[tuple[datetime, str]] = []
         while self._heap and self._heap[0][0] <= now and len(out) < limit:

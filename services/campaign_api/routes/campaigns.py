@@ -10,7 +10,7 @@ from campaign_api.auth import Auth
 from campaign_api.campaigns import CampaignService, _iso, campaign_view
 from campaign_api.problems import Problem
 from campaign_api.repository import ApiRepository
-from campaign_api.schemas import CampaignAction, CampaignIn
+from campaign_api.schemas import CampaignIn, CampaignPatch
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -89,13 +89,24 @@ async def get_campaign(campaign_id: str, who: Auth, request: Request) -> dict[st
     return campaign_view(doc)
 
 
-@router.patch("/{campaign_id}", summary="Start, pause, resume or stop a campaign")
+@router.patch(
+    "/{campaign_id}",
+    summary="Start, pause, resume, stop or restart a campaign, or change its settings",
+)
 async def act_on_campaign(
-    campaign_id: str, body: CampaignAction, who: Auth, request: Request
+    campaign_id: str, body: CampaignPatch, who: Auth, request: Request
 ) -> dict[str, Any]:
-    doc = await _svc(request).act(
-        who=who, campaign_id=campaign_id, action=body.action, reason=body.reason
-    )
+    settings = body.settings()
+    if body.action is not None and settings:
+        raise Problem(422, "Invalid request", "give either an action or settings, not both")
+    if body.action is None:
+        doc = await _svc(request).update_settings(
+            who=who, campaign_id=campaign_id, settings=settings
+        )
+    else:
+        doc = await _svc(request).act(
+            who=who, campaign_id=campaign_id, action=body.action, reason=body.reason
+        )
     return campaign_view(doc)
 
 

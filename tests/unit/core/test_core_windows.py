@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from outbound_core.windows import (
@@ -222,12 +222,6 @@ def test_fall_back_day_window_length() -> None:
     assert not w.is_open(start + timedelta(hours=4))
 
 
-@pytest.mark.xfail(
-    reason="BUG: next_open only considers daily start instants, so a window "
-    "re-opened by the fall-back repeated hour (end inside 01:00–02:00) is "
-    "missed although is_open is true there",
-    strict=True,
-)
 def test_fall_back_reopening_is_found_by_next_open() -> None:
     w = window("22:00", "01:30")
     at = utc(2026, 11, 1, 5, 45)  # 01:45 EDT: closed
@@ -276,12 +270,6 @@ def test_equal_start_and_end_means_all_day() -> None:
     assert w.next_open(at) == at
 
 
-@pytest.mark.xfail(
-    reason="BUG: an all-day window (start == end) opens at local midnight of an "
-    "allowed day, but next_open only proposes the daily start time, so it returns "
-    "09:00 instead of 00:00",
-    strict=True,
-)
 def test_all_day_window_with_weekdays_next_open_is_midnight() -> None:
     w = window("09:00", "09:00", weekdays=[1])  # Tuesdays only
     monday = datetime(2026, 3, 2, 12, 0, tzinfo=NY)
@@ -340,11 +328,6 @@ zones_st = st.lists(st.sampled_from(ZONE_NAMES), min_size=1, max_size=3, unique=
 )
 
 
-def _known_bug(w: CallingWindow) -> bool:
-    # start == end with a day filter: the all-day window opens at midnight (xfail above)
-    return w.start == w.end and w.start != time(0) and w.weekdays is not None
-
-
 def _assert_first(w: CallingWindow, at: datetime, r: datetime) -> None:
     t = at + STEP
     limit = r - TOLERANCE
@@ -363,7 +346,6 @@ def test_next_open_is_open_and_first(
     at: datetime,
 ) -> None:
     w = CallingWindow(zones=zones, start=start, end=end, weekdays=days)
-    assume(not _known_bug(w))
     r = w.next_open(at)
     if w.is_open(at):
         assert r == at
@@ -416,8 +398,6 @@ def test_multi_zone_window_is_the_intersection(
     for k in range(0, 24 * 60, 97):
         t = at + timedelta(minutes=k)
         assert multi.is_open(t) == all(s.is_open(t) for s in singles)
-    if _known_bug(multi):
-        return
     r = multi.next_open(at)
     if r is not None:
         assert all(s.is_open(r) for s in singles)
