@@ -9,6 +9,7 @@ from outbound_core.events import (
     CampaignCreated,
     CampaignStatusChanged,
     ContactsAdded,
+    ContactsRemoved,
     DispositionRecorded,
     LeaseExpired,
     TaskDispatched,
@@ -34,6 +35,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         CAMPAIGNS,
         (CampaignCreated, planner.on_campaign_created),
         (ContactsAdded, planner.on_contacts_added),
+        (ContactsRemoved, planner.on_contacts_removed),
         (CampaignStatusChanged, planner.on_status_changed),
     )
     rt.consume(
