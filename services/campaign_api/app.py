@@ -7,7 +7,7 @@ from campaign_api import problems
 from campaign_api.auth import hash_key
 from campaign_api.campaigns import CampaignService
 from campaign_api.repository import ApiRepository
-from campaign_api.routes import agents, campaigns, webhooks
+from campaign_api.routes import agents, campaigns, contacts, numbers, tenancy, webhooks
 from campaign_api.settings import ApiSettings, get_settings
 from outbound_core.events import (
     CallEnded,
@@ -64,7 +64,10 @@ def build_app(settings: ApiSettings) -> FastAPI:
     rt.every("outbox-relay", outbox.relay, 2.0)
     app = build_http_app(
         rt,
+        tenancy.router,
+        contacts.router,
         campaigns.router,
+        numbers.router,
         agents.router,
         webhooks.router,
         title="Outbound API",

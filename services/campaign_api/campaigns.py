@@ -4,17 +4,18 @@ events."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import structlog
 
 from campaign_api.auth import Principal
+from campaign_api.contacts import classify_removal, lead_docs, normalise_phones, prepare
 from campaign_api.domain import (
     ScheduleError,
     TransitionError,
     apply_action,
-    normalise_contacts,
     resolve_schedule,
 )
 from campaign_api.problems import Problem
@@ -31,6 +32,7 @@ from outbound_core.events import (
     CampaignStatusChanged,
     ContactsAdded,
     ContactSeed,
+    ContactsRemoved,
     DispositionRecorded,
     Envelope,
     LeadUpdated,
@@ -39,6 +41,7 @@ from outbound_core.events import (
 from outbound_core.ids import new_id
 from outbound_core.kafka import EventBus
 from outbound_core.outbox import Outbox, Outgoing
+from outbound_core.phones import InvalidPhone, normalize_e164
 from outbound_core.topics import CAMPAIGNS
 
 log = structlog.get_logger(__name__)
@@ -85,6 +88,7 @@ class CampaignService:
                 f"{self.max_contacts} per campaign",
                 [{"field": "contacts", "message": "too many contacts"}],
             )
+        from_number = await self._check_caller(who, body.from_number, body.from_pool)
         sched = body.schedule
         start = end = None
         if sched is not None:
@@ -96,18 +100,15 @@ class CampaignService:
                 raise Problem(
                     422, "Invalid request", str(exc), [{"field": "schedule", "message": str(exc)}]
                 ) from exc
-        norm = normalise_contacts(body.contacts, default_region=body.default_region)
-        if norm.issues:
-            errors = [
-                {"field": f"contacts[{i.index}].{i.field}", "message": i.message}
-                for i in norm.issues
-            ]
-            raise Problem(
-                422,
-                "Invalid contacts",
-                f"{len(errors)} contact problem(s); nothing was created",
-                errors,
-            )
+        prep = await prepare(
+            self.repo,
+            org_id=who.org_id,
+            campaign_id=None,
+            raw=body.contacts,
+            default_region=body.default_region,
+            where=lambda i: f"contacts[{i}]",
+        )
+        seeds = prep.seeds
         campaign_id = new_id("cmp")
         status = "scheduled"
         doc: Doc = {
@@ -119,14 +120,18 @@ class CampaignService:
             "status": status,
             "script_id": body.script_id,
             "language": body.language,
-            "total_contacts": len(norm.contacts),
-            "duplicates_merged": norm.duplicates,
+            "total_contacts": len(seeds),
+            "duplicates_merged": prep.duplicates,
+            "opted_out_excluded": prep.opted_out,
+            "default_region": body.default_region,
+            "positive_dispositions": body.positive_dispositions,
             "max_attempts": body.max_attempts,
             "retry_interval_minutes": body.retry_interval_minutes,
             "retry_outcomes": body.retry_outcomes,
             "priority": body.priority,
             "max_slots": body.max_slots,
-            "from_number": body.from_number,
+            "from_number": from_number,
+            "from_pool": body.from_pool,
             "voicemail_action": body.voicemail_action,
             "calling_hours": body.calling_hours.model_dump(),
             "schedule": sched.model_dump(mode="json") if sched else None,
@@ -139,27 +144,9 @@ class CampaignService:
             "cost": 0.0,
             "disposition_summary": {},
         }
-        seeds = [ContactSeed(task_id=new_id("tsk"), **c) for c in norm.contacts]
         await self.repo.insert_campaign(doc)
         await self.repo.insert_leads(
-            [
-                {
-                    "_id": s.task_id,
-                    "campaign_id": campaign_id,
-                    "workspace_id": who.workspace_id,
-                    "seq": -1,
-                    "status": "pending",
-                    "name": s.name,
-                    "phones": s.phones,
-                    "current_phone": s.phones[0],
-                    "phone_index": 0,
-                    "pass_number": 1,
-                    "attempt": 0,
-                    "last_disposition": None,
-                    "variables": s.variables,
-                }
-                for s in seeds
-            ]
+            lead_docs(seeds, campaign_id=campaign_id, workspace_id=who.workspace_id)
         )
         created = CampaignCreated(
             campaign_id=campaign_id,
@@ -183,27 +170,139 @@ class CampaignService:
             retry_outcomes=body.retry_outcomes,
             priority=body.priority,
             max_slots=body.max_slots,
-            from_number=body.from_number,
+            from_number=from_number,
             voicemail_action=body.voicemail_action,
             total_contacts=len(seeds),
         )
         out = [self._out(who, created, campaign_id)]
-        step = self.contacts_per_event
-        for i in range(0, len(seeds), step):
-            out.append(
-                self._out(
-                    who,
-                    ContactsAdded(
-                        campaign_id=campaign_id,
-                        contacts=seeds[i : i + step],
-                        total_contacts=len(seeds),
-                    ),
-                    campaign_id,
-                )
-            )
+        out += self._contact_events(who, campaign_id, seeds, total=len(seeds))
         await self.outbox.publish(out)
         log.info("campaign created", campaign_id=campaign_id, contacts=len(seeds))
         return doc
+
+    async def _check_caller(
+        self, who: Principal, number: str | None, pool: str | None
+    ) -> str | None:
+        """The campaign's caller id must be one of the workspace's numbers (or pools)."""
+        if number is not None:
+            try:
+                number = normalize_e164(number)
+            except InvalidPhone as exc:
+                raise Problem(
+                    422, "Invalid request", str(exc), [{"field": "from", "message": str(exc)}]
+                ) from exc
+            if not await self.repo.has_number(workspace_id=who.workspace_id, number=number):
+                msg = f"{number} is not a number of this workspace (see /v1/numbers)"
+                raise Problem(422, "Invalid request", msg, [{"field": "from", "message": msg}])
+        if pool is not None and not await self.repo.has_pool(
+            workspace_id=who.workspace_id, pool=pool
+        ):
+            msg = f"no number of this workspace is in pool {pool!r}"
+            raise Problem(422, "Invalid request", msg, [{"field": "from_pool", "message": msg}])
+        return number
+
+    def _contact_events(
+        self, who: Principal, campaign_id: str, seeds: list[ContactSeed], *, total: int
+    ) -> list[Outgoing]:
+        step = self.contacts_per_event
+        return [
+            self._out(
+                who,
+                ContactsAdded(
+                    campaign_id=campaign_id, contacts=seeds[i : i + step], total_contacts=total
+                ),
+                campaign_id,
+            )
+            for i in range(0, len(seeds), step)
+        ]
+
+    async def _open_campaign(self, who: Principal, campaign_id: str) -> Doc:
+        doc = await self.repo.campaign(workspace_id=who.workspace_id, campaign_id=campaign_id)
+        if doc is None:
+            raise Problem(404, "Not found", f"campaign {campaign_id} not found")
+        if doc["status"] in ("completed", "stopped"):
+            raise Problem(409, "Conflict", f"the campaign is {doc['status']}; contacts are final")
+        return doc
+
+    async def add_contacts(
+        self,
+        *,
+        who: Principal,
+        campaign_id: str,
+        raw: list[dict[str, Any]],
+        where: Callable[[int], str],
+        prior_errors: list[dict[str, Any]],
+        default_region: str | None,
+        skip_errors: bool,
+    ) -> dict[str, Any]:
+        doc = await self._open_campaign(who, campaign_id)
+        prep = await prepare(
+            self.repo,
+            org_id=who.org_id,
+            campaign_id=campaign_id,
+            raw=raw,
+            default_region=default_region or doc.get("default_region"),
+            where=where,
+            prior_errors=prior_errors,
+            skip_errors=skip_errors,
+        )
+        seeds = prep.seeds
+        total = doc["total_contacts"]
+        if seeds:
+            updated = await self.repo.reserve_contacts(
+                campaign_id=campaign_id, count=len(seeds), limit=self.max_contacts
+            )
+            if updated is None:
+                raise Problem(
+                    413,
+                    "Too large",
+                    f"{len(seeds)} new contacts would exceed the limit of {self.max_contacts} "
+                    f"per campaign (it has {doc['total_contacts']})",
+                    [{"field": "contacts", "message": "too many contacts"}],
+                )
+            total = updated["total_contacts"]
+            await self.repo.insert_leads(
+                lead_docs(seeds, campaign_id=campaign_id, workspace_id=who.workspace_id)
+            )
+            await self.outbox.publish(self._contact_events(who, campaign_id, seeds, total=total))
+        log.info("contacts added", campaign_id=campaign_id, added=len(seeds))
+        return {
+            "campaign_id": campaign_id,
+            "added": len(seeds),
+            "duplicates": prep.duplicates,
+            "opted_out": prep.opted_out,
+            "skipped": prep.skipped,
+            "total_contacts": total,
+        }
+
+    async def remove_contacts(
+        self, *, who: Principal, campaign_id: str, phones: list[str], default_region: str | None
+    ) -> dict[str, Any]:
+        doc = await self._open_campaign(who, campaign_id)
+        wanted = normalise_phones(
+            phones, default_region=default_region or doc.get("default_region")
+        )
+        leads = await self.repo.leads_with_phones(campaign_id=campaign_id, phones=wanted)
+        result = classify_removal(wanted, leads)
+        total = doc["total_contacts"]
+        if result.removed:
+            await self.repo.mark_removed(lead_ids=result.removed)
+            await self.repo.inc_campaign(
+                campaign_id=campaign_id, inc={"total_contacts": -len(result.removed)}
+            )
+            total -= len(result.removed)
+            event = ContactsRemoved(
+                campaign_id=campaign_id, task_ids=result.removed, total_contacts=total
+            )
+            await self.outbox.publish([self._out(who, event, campaign_id)])
+        return {
+            "campaign_id": campaign_id,
+            "removed": len(result.removed),
+            "not_found": len(result.not_found),
+            "already_called": len(result.already_called),
+            "details": {"not_found": result.not_found, "already_called": result.already_called},
+            "total_contacts": total,
+        }
 
     async def act(
         self, *, who: Principal, campaign_id: str, action: str, reason: str | None
@@ -306,6 +405,7 @@ def campaign_view(doc: Doc) -> dict[str, Any]:
         "priority": doc["priority"],
         "max_slots": doc.get("max_slots"),
         "from": doc.get("from_number"),
+        "from_pool": doc.get("from_pool"),
         "voicemail_action": doc["voicemail_action"],
         "calling_hours": doc["calling_hours"],
         "schedule": doc.get("schedule"),

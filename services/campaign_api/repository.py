@@ -25,12 +25,22 @@ class ApiRepository:
         self.leads = db["leads"]
         self.applied = db["applied"]
         self.outbox = db["outbox"]
+        self.calls = db["calls"]
+        self.numbers = db["numbers"]
+        self.suppressed = db["suppressed"]
+        self.idempotency = db["idempotency"]
 
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("hash", ASCENDING)], unique=True)
         await self.campaigns.create_index([("workspace_id", ASCENDING), ("created_at", DESCENDING)])
         await self.campaigns.create_index([("status", ASCENDING)])
-        await self.leads.create_index([("campaign_id", ASCENDING)])
+        await self.leads.create_index([("campaign_id", ASCENDING), ("phones", ASCENDING)])
+        await self.leads.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
+        await self.calls.create_index([("task_id", ASCENDING)])
+        await self.workspaces.create_index([("org_id", ASCENDING)])
+        await self.keys.create_index([("workspace_id", ASCENDING)])
+        await self.numbers.create_index([("key", ASCENDING)], unique=True)
+        await self.numbers.create_index([("workspace_id", ASCENDING), ("pool", ASCENDING)])
 
     # tenancy -------------------------------------------------------------------------------------
     async def key_by_hash(self, digest: str) -> Doc | None:
@@ -63,6 +73,38 @@ class ApiRepository:
             )
         except DuplicateKeyError:
             pass
+
+    async def create_org(self, *, org_id: str, name: str, now: datetime) -> None:
+        await self.orgs.insert_one({"_id": org_id, "name": name, "created_at": now})
+
+    async def insert_workspace(self, doc: Doc) -> None:
+        await self.workspaces.insert_one(doc)
+
+    async def workspace(self, *, org_id: str, workspace_id: str) -> Doc | None:
+        return await self.workspaces.find_one({"_id": workspace_id, "org_id": org_id})
+
+    async def workspaces_of(self, *, org_id: str) -> list[Doc]:
+        return [w async for w in self.workspaces.find({"org_id": org_id}).sort("_id", ASCENDING)]
+
+    async def insert_key(self, doc: Doc) -> None:
+        await self.keys.insert_one(doc)
+
+    async def keys_of(self, *, workspace_id: str) -> list[Doc]:
+        return [k async for k in self.keys.find({"workspace_id": workspace_id})]
+
+    async def revoke_key(self, *, workspace_id: str, key_id: str, now: datetime) -> Doc | None:
+        return await self.keys.find_one_and_update(
+            {"_id": key_id, "workspace_id": workspace_id},
+            {"$set": {"revoked": True, "revoked_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def has_number(self, *, workspace_id: str, number: str) -> bool:
+        return await self.numbers.find_one({"key": f"{workspace_id}:{number}"}) is not None
+
+    async def has_pool(self, *, workspace_id: str, pool: str) -> bool:
+        doc = await self.numbers.find_one({"workspace_id": workspace_id, "pool": pool})
+        return doc is not None
 
     # agents -------------------------------------------------------------------------------------
     async def insert_agent(self, doc: Doc) -> None:
@@ -146,6 +188,57 @@ class ApiRepository:
     async def insert_leads(self, docs: list[Doc]) -> None:
         if docs:
             await self.leads.insert_many(docs, ordered=False)
+
+    async def phones_in_campaign(self, *, campaign_id: str | None, phones: list[str]) -> set[str]:
+        """Which of ``phones`` already belong to a (not removed) lead of the campaign."""
+        if campaign_id is None or not phones:
+            return set()
+        found: set[str] = set()
+        wanted = set(phones)
+        for i in range(0, len(phones), 1000):
+            cursor = self.leads.find(
+                {"campaign_id": campaign_id, "phones": {"$in": phones[i : i + 1000]}},
+                {"phones": 1, "removed": 1},
+            )
+            async for d in cursor:
+                if not d.get("removed"):
+                    found.update(p for p in d.get("phones", []) if p in wanted)
+        return found
+
+    async def leads_with_phones(self, *, campaign_id: str, phones: list[str]) -> list[Doc]:
+        cursor = self.leads.find(
+            {"campaign_id": campaign_id, "phones": {"$in": phones}},
+            {"phones": 1, "status": 1, "attempt": 1, "removed": 1},
+        )
+        return [d async for d in cursor if not d.get("removed")]
+
+    async def mark_removed(self, *, lead_ids: list[str]) -> None:
+        await self.leads.update_many(
+            {"_id": {"$in": lead_ids}},
+            {"$set": {"removed": True, "status": "archived", "reason": "removed"}},
+        )
+
+    async def suppressed_among(self, *, org_id: str, phones: list[str]) -> set[str]:
+        """The opt-out hook: ``suppressed`` is meant to be the API's projection of the org's
+        opt-out list (owned by the disposition service). Nothing feeds it yet, so no number is
+        excluded today; the check is in place for when the suppression events exist."""
+        if not phones:
+            return set()
+        if await self.suppressed.estimated_document_count() == 0:
+            return set()
+        ids = [f"{org_id}:{p}" for p in phones]
+        return {
+            str(d["_id"]).split(":", 1)[1]
+            async for d in self.suppressed.find({"_id": {"$in": ids}}, {"_id": 1})
+        }
+
+    async def reserve_contacts(self, *, campaign_id: str, count: int, limit: int) -> Doc | None:
+        """Add ``count`` to the campaign total if it stays within ``limit`` (atomic)."""
+        return await self.campaigns.find_one_and_update(
+            {"_id": campaign_id, "total_contacts": {"$lte": limit - count}},
+            {"$inc": {"total_contacts": count}},
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def apply_lead(self, *, lead_id: str, seq: int, fields: Doc) -> None:
         try:
