@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from campaign_api import problems
 from campaign_api.auth import hash_key
 from campaign_api.campaigns import CampaignService
+from campaign_api.projections import Projections
 from campaign_api.repository import ApiRepository
 from campaign_api.routes import agents, campaigns, contacts, numbers, tenancy, webhooks
 from campaign_api.settings import ApiSettings, get_settings
@@ -57,9 +58,10 @@ def build_app(settings: ApiSettings) -> FastAPI:
 
     rt.startup.append(startup)
     rt.shutdown.append(webhook_client.aclose)
-    rt.consume(LEADS, (LeadUpdated, svc.on_lead_updated), (CampaignDrained, svc.on_drained))
-    rt.consume(CALLS, (CallStarted, svc.on_call_started), (CallEnded, svc.on_call_ended))
-    rt.consume(DISPOSITIONS, (DispositionRecorded, svc.on_disposition))
+    views = Projections(repo=repo)
+    rt.consume(LEADS, (LeadUpdated, views.on_lead_updated), (CampaignDrained, svc.on_drained))
+    rt.consume(CALLS, (CallStarted, views.on_call_started), (CallEnded, views.on_call_ended))
+    rt.consume(DISPOSITIONS, (DispositionRecorded, views.on_disposition))
     rt.every("schedules", svc.run_schedules, settings.scheduler_seconds)
     rt.every("outbox-relay", outbox.relay, 2.0)
     app = build_http_app(

@@ -5,7 +5,6 @@ events."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -24,18 +23,14 @@ from campaign_api.schemas import CampaignIn
 from outbound_core.clock import Clock
 from outbound_core.events import (
     AgentSnapshot,
-    CallEnded,
     CallingHours,
-    CallStarted,
     CampaignCreated,
     CampaignDrained,
     CampaignStatusChanged,
     ContactsAdded,
     ContactSeed,
     ContactsRemoved,
-    DispositionRecorded,
     Envelope,
-    LeadUpdated,
     Schedule,
 )
 from outbound_core.ids import new_id
@@ -357,71 +352,7 @@ class CampaignService:
             await self._transition(doc, "running", action=None, reason="schedule_started")
 
     # read models -------------------------------------------------------------------------------
-    async def on_lead_updated(self, env: Envelope, ev: LeadUpdated) -> None:
-        fields = ev.model_dump(mode="python", exclude={"task_id", "seq"})
-        fields["workspace_id"] = env.workspace_id
-        await self.repo.apply_lead(lead_id=ev.task_id, seq=ev.seq, fields=fields)
-
     async def on_drained(self, env: Envelope, ev: CampaignDrained) -> None:
         doc = await self.repo.campaigns.find_one({"_id": ev.campaign_id})
         if doc is not None and doc["status"] in ("running", "paused", "scheduled"):
             await self._transition(doc, "completed", action=None, reason="all_tasks_done")
-
-    async def on_call_started(self, env: Envelope, ev: CallStarted) -> None:
-        if await self.repo.first_time(f"started:{ev.call_id}"):
-            await self.repo.inc_campaign(campaign_id=ev.campaign_id, inc={"calls_made": 1})
-
-    async def on_call_ended(self, env: Envelope, ev: CallEnded) -> None:
-        if await self.repo.first_time(f"ended:{ev.call_id}"):
-            await self.repo.inc_campaign(
-                campaign_id=ev.campaign_id,
-                inc={"call_seconds": ev.duration_seconds, "cost": ev.cost},
-            )
-
-    async def on_disposition(self, env: Envelope, ev: DispositionRecorded) -> None:
-        if await self.repo.first_time(f"disposition:{ev.call_id}"):
-            label = ev.disposition.replace(".", "_").replace("$", "_")
-            inc: dict[str, float] = {f"disposition_summary.{label}": 1}
-            if ev.connected:
-                inc["calls_connected"] = 1
-            await self.repo.inc_campaign(campaign_id=ev.campaign_id, inc=inc)
-
-
-def campaign_view(doc: Doc) -> dict[str, Any]:
-    """The public representation of a campaign (the reference API's fields and ours)."""
-    made = doc.get("calls_made", 0)
-    connected = doc.get("calls_connected", 0)
-    return {
-        "id": doc["_id"],
-        "name": doc["name"],
-        "status": doc["status"],
-        "status_reason": doc.get("status_reason"),
-        "script_id": doc["script_id"],
-        "language": doc["language"],
-        "total_contacts": doc["total_contacts"],
-        "max_attempts": doc["max_attempts"],
-        "retry_interval_minutes": doc["retry_interval_minutes"],
-        "retry_outcomes": doc["retry_outcomes"],
-        "priority": doc["priority"],
-        "max_slots": doc.get("max_slots"),
-        "from": doc.get("from_number"),
-        "from_pool": doc.get("from_pool"),
-        "voicemail_action": doc["voicemail_action"],
-        "calling_hours": doc["calling_hours"],
-        "schedule": doc.get("schedule"),
-        "created_at": _iso(doc["created_at"]),
-        "started_at": _iso(doc.get("started_at")),
-        "ended_at": _iso(doc.get("ended_at")),
-        "calls_made": made,
-        "calls_connected": connected,
-        "disposition_summary": doc.get("disposition_summary", {}),
-        "metrics": {
-            "connect_rate": round(connected / made, 4) if made else 0.0,
-            "call_minutes": round(doc.get("call_seconds", 0.0) / 60, 2),
-            "cost": round(doc.get("cost", 0.0), 4),
-        },
-    }
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt else None

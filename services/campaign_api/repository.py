@@ -36,6 +36,7 @@ class ApiRepository:
         await self.campaigns.create_index([("status", ASCENDING)])
         await self.leads.create_index([("campaign_id", ASCENDING), ("phones", ASCENDING)])
         await self.leads.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
+        await self.leads.create_index([("campaign_id", ASCENDING), ("_id", ASCENDING)])
         await self.calls.create_index([("task_id", ASCENDING)])
         await self.workspaces.create_index([("org_id", ASCENDING)])
         await self.keys.create_index([("workspace_id", ASCENDING)])
@@ -240,6 +241,22 @@ class ApiRepository:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def upsert_call(self, *, call_id: str, fields: Doc, on_insert: Doc | None = None) -> None:
+        update: Doc = {"$set": fields}
+        if on_insert:
+            update["$setOnInsert"] = on_insert
+        await self.calls.update_one({"_id": call_id}, update, upsert=True)
+
+    async def calls_of(self, *, task_id: str) -> list[Doc]:
+        return [c async for c in self.calls.find({"task_id": task_id}).sort("attempt", ASCENDING)]
+
+    async def lead(self, *, campaign_id: str, lead_id: str) -> Doc | None:
+        return await self.leads.find_one({"_id": lead_id, "campaign_id": campaign_id})
+
+    async def rate_of(self, *, workspace_id: str) -> float:
+        ws = await self.workspaces.find_one({"_id": workspace_id}, {"per_minute_rate": 1})
+        return float((ws or {}).get("per_minute_rate", 0.0))
+
     async def apply_lead(self, *, lead_id: str, seq: int, fields: Doc) -> None:
         try:
             await self.leads.update_one(
@@ -251,11 +268,22 @@ class ApiRepository:
             pass  # a newer state is already there
 
     async def leads_of(
-        self, *, campaign_id: str, status: str | None, limit: int, offset: int
+        self,
+        *,
+        campaign_id: str,
+        status: str | None,
+        limit: int,
+        offset: int,
+        disposition: str | None = None,
     ) -> tuple[list[Doc], int]:
         flt: Doc = {"campaign_id": campaign_id}
         if status:
             flt["status"] = status
+        if disposition:
+            flt["last_disposition"] = disposition
         total = await self.leads.count_documents(flt)
-        cursor = self.leads.find(flt).skip(offset).limit(limit)
+        cursor = self.leads.find(flt).sort("_id", ASCENDING).skip(offset).limit(limit)
         return [d async for d in cursor], int(total)
+
+    def all_leads(self, *, campaign_id: str) -> Any:
+        return self.leads.find({"campaign_id": campaign_id}).sort("_id", ASCENDING)
