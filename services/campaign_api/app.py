@@ -14,13 +14,15 @@ from outbound_core.events import (
     CallEnded,
     CallStarted,
     CampaignDrained,
+    ContactsAdded,
+    ContactsRemoved,
     DispositionRecorded,
     LeadUpdated,
 )
 from outbound_core.ids import stable_id
 from outbound_core.outbox import Outbox
 from outbound_core.service import Runtime, build_http_app, serve
-from outbound_core.topics import CALLS, DISPOSITIONS, LEADS
+from outbound_core.topics import CALLS, CAMPAIGNS, DISPOSITIONS, LEADS
 
 DESCRIPTION = """Outbound's public API: voice agents, campaigns, leads and webhooks.
 
@@ -59,6 +61,11 @@ def build_app(settings: ApiSettings) -> FastAPI:
     rt.startup.append(startup)
     rt.shutdown.append(webhook_client.aclose)
     views = Projections(repo=repo)
+    rt.consume(
+        CAMPAIGNS,
+        (ContactsAdded, svc.on_contacts_added),
+        (ContactsRemoved, svc.on_contacts_removed),
+    )
     rt.consume(LEADS, (LeadUpdated, views.on_lead_updated), (CampaignDrained, svc.on_drained))
     rt.consume(CALLS, (CallStarted, views.on_call_started), (CallEnded, views.on_call_ended))
     rt.consume(DISPOSITIONS, (DispositionRecorded, views.on_disposition))

@@ -10,7 +10,13 @@ from typing import Any
 import structlog
 
 from campaign_api.auth import Principal
-from campaign_api.contacts import classify_removal, lead_docs, normalise_phones, prepare
+from campaign_api.contacts import (
+    classify_removal,
+    lead_docs,
+    normalise_phones,
+    phone_entries,
+    prepare,
+)
 from campaign_api.domain import (
     ScheduleError,
     TransitionError,
@@ -140,9 +146,7 @@ class CampaignService:
             "disposition_summary": {},
         }
         await self.repo.insert_campaign(doc)
-        await self.repo.insert_leads(
-            lead_docs(seeds, campaign_id=campaign_id, workspace_id=who.workspace_id)
-        )
+        await self.repo.add_phone_map(campaign_id=campaign_id, phones=phone_entries(seeds))
         created = CampaignCreated(
             campaign_id=campaign_id,
             name=body.name,
@@ -256,9 +260,7 @@ class CampaignService:
                     [{"field": "contacts", "message": "too many contacts"}],
                 )
             total = updated["total_contacts"]
-            await self.repo.insert_leads(
-                lead_docs(seeds, campaign_id=campaign_id, workspace_id=who.workspace_id)
-            )
+            await self.repo.add_phone_map(campaign_id=campaign_id, phones=phone_entries(seeds))
             await self.outbox.publish(self._contact_events(who, campaign_id, seeds, total=total))
         log.info("contacts added", campaign_id=campaign_id, added=len(seeds))
         return {
@@ -277,11 +279,18 @@ class CampaignService:
         wanted = normalise_phones(
             phones, default_region=default_region or doc.get("default_region")
         )
-        leads = await self.repo.leads_with_phones(campaign_id=campaign_id, phones=wanted)
-        result = classify_removal(wanted, leads)
+        phone_map = await self.repo.phone_map(campaign_id=campaign_id)
+        owners = {p: phone_map[p][0] for p in wanted if p in phone_map}
+        found = await self.repo.leads_by_id(
+            campaign_id=campaign_id, lead_ids=sorted(set(owners.values()))
+        )
+        result = classify_removal(wanted, owners, {d["_id"]: d for d in found})
+        gone = set(result.removed)
+        await self.repo.drop_phones(
+            entries=[(doc_id, p) for p, (task, doc_id) in phone_map.items() if task in gone]
+        )
         total = doc["total_contacts"]
         if result.removed:
-            await self.repo.mark_removed(lead_ids=result.removed)
             await self.repo.inc_campaign(
                 campaign_id=campaign_id, inc={"total_contacts": -len(result.removed)}
             )
@@ -351,7 +360,17 @@ class CampaignService:
         for doc in await self.repo.due_to_start(now=now):
             await self._transition(doc, "running", action=None, reason="schedule_started")
 
-    # read models -------------------------------------------------------------------------------
+    # read models (the lead projection is built from our own campaign events, off the request
+    # path: a 10,000-contact batch is a few documents to write, not 10,000) -----------------
+    async def on_contacts_added(self, env: Envelope, ev: ContactsAdded) -> None:
+        await self.repo.insert_leads(
+            lead_docs(ev.contacts, campaign_id=ev.campaign_id, workspace_id=env.workspace_id)
+        )
+
+    async def on_contacts_removed(self, env: Envelope, ev: ContactsRemoved) -> None:
+        await self.repo.mark_removed(lead_ids=ev.task_ids)
+
+    # -------------------------------------------------------------------------------
     async def on_drained(self, env: Envelope, ev: CampaignDrained) -> None:
         doc = await self.repo.campaigns.find_one({"_id": ev.campaign_id})
         if doc is not None and doc["status"] in ("running", "paused", "scheduled"):

@@ -9,7 +9,9 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from outbound_core.ids import new_id
 
 Doc = dict[str, Any]
 
@@ -26,6 +28,7 @@ class ApiRepository:
         self.applied = db["applied"]
         self.outbox = db["outbox"]
         self.calls = db["calls"]
+        self.phone_maps = db["campaign_phones"]
         self.numbers = db["numbers"]
         self.suppressed = db["suppressed"]
         self.idempotency = db["idempotency"]
@@ -34,8 +37,8 @@ class ApiRepository:
         await self.keys.create_index([("hash", ASCENDING)], unique=True)
         await self.campaigns.create_index([("workspace_id", ASCENDING), ("created_at", DESCENDING)])
         await self.campaigns.create_index([("status", ASCENDING)])
-        await self.leads.create_index([("campaign_id", ASCENDING), ("phones", ASCENDING)])
         await self.leads.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
+        await self.phone_maps.create_index([("campaign_id", ASCENDING)])
         await self.leads.create_index([("campaign_id", ASCENDING), ("_id", ASCENDING)])
         await self.calls.create_index([("task_id", ASCENDING)])
         await self.workspaces.create_index([("org_id", ASCENDING)])
@@ -187,31 +190,48 @@ class ApiRepository:
         await self.campaigns.update_one({"_id": campaign_id}, {"$inc": inc})
 
     async def insert_leads(self, docs: list[Doc]) -> None:
+        """Idempotent: a redelivered batch leaves existing leads as they are."""
         if docs:
-            await self.leads.insert_many(docs, ordered=False)
+            try:
+                await self.leads.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
 
-    async def phones_in_campaign(self, *, campaign_id: str | None, phones: list[str]) -> set[str]:
-        """Which of ``phones`` already belong to a (not removed) lead of the campaign."""
-        if campaign_id is None or not phones:
-            return set()
-        found: set[str] = set()
-        wanted = set(phones)
-        for i in range(0, len(phones), 1000):
-            cursor = self.leads.find(
-                {"campaign_id": campaign_id, "phones": {"$in": phones[i : i + 1000]}},
-                {"phones": 1, "removed": 1},
+    async def phone_map(self, *, campaign_id: str | None) -> dict[str, tuple[str, str]]:
+        """Every phone of the campaign's contacts → (task id, map document id). A handful of
+        documents per campaign (one per batch of contacts) instead of a multikey index on
+        10,000 leads, because a contact batch is written on the request path."""
+        if campaign_id is None:
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        async for d in self.phone_maps.find({"campaign_id": campaign_id}):
+            for phone, task_id in d.get("phones", {}).items():
+                out[phone] = (task_id, d["_id"])
+        return out
+
+    async def add_phone_map(self, *, campaign_id: str, phones: dict[str, str]) -> None:
+        if phones:
+            await self.phone_maps.insert_one(
+                {"_id": new_id("phm"), "campaign_id": campaign_id, "phones": phones}
             )
-            async for d in cursor:
-                if not d.get("removed"):
-                    found.update(p for p in d.get("phones", []) if p in wanted)
-        return found
 
-    async def leads_with_phones(self, *, campaign_id: str, phones: list[str]) -> list[Doc]:
+    async def drop_phones(self, *, entries: list[tuple[str, str]]) -> None:
+        """Forget (map document id, phone) entries: those contacts left the campaign."""
+        by_doc: dict[str, list[str]] = {}
+        for doc_id, phone in entries:
+            by_doc.setdefault(doc_id, []).append(phone)
+        for doc_id, phones in by_doc.items():
+            await self.phone_maps.update_one(
+                {"_id": doc_id}, {"$unset": {f"phones.{p}": "" for p in phones}}
+            )
+
+    async def leads_by_id(self, *, campaign_id: str, lead_ids: list[str]) -> list[Doc]:
         cursor = self.leads.find(
-            {"campaign_id": campaign_id, "phones": {"$in": phones}},
+            {"_id": {"$in": lead_ids}, "campaign_id": campaign_id},
             {"phones": 1, "status": 1, "attempt": 1, "removed": 1},
         )
-        return [d async for d in cursor if not d.get("removed")]
+        return [d async for d in cursor]
 
     async def mark_removed(self, *, lead_ids: list[str]) -> None:
         await self.leads.update_many(

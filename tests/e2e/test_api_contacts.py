@@ -75,8 +75,11 @@ def test_append_json_csv_and_upload_merging_duplicates(api: httpx.Client, agent:
     )
     assert up.status_code == 200, up.text
     assert up.json()["total_contacts"] == 4
-    leads = {lead["current_phone"]: lead for lead in _leads(api, cid)}
-    assert set(leads) == {"+12125550001", "+12125550002", "+12125550003", "+12125550004"}
+    want = {"+12125550001", "+12125550002", "+12125550003", "+12125550004"}
+    leads = wait_until(
+        lambda: (ls := {d["current_phone"]: d for d in _leads(api, cid)}).keys() == want and ls,
+        message="the lead projection",
+    )
     assert leads["+12125550003"]["variables"] == {"CASE_NUMBER": "C-1"}
     assert api.get(f"/v1/campaigns/{cid}").json()["total_contacts"] == 4
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from outbound_core.devstack import DevStack
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +84,9 @@ def _first_workspace_ids(api: httpx.Client) -> dict[str, str]:
     )
     assert camp.status_code == 201, camp.text
     cid = camp.json()["id"]
-    lead = api.get(f"/v1/campaigns/{cid}/leads").json()["data"][0]["id"]
+    lead = wait_until(
+        lambda: api.get(f"/v1/campaigns/{cid}/leads").json()["data"], message="the lead"
+    )[0]["id"]
     return {"agent": agent, "campaign": cid, "lead": lead, "number": number_id}
 
 
