@@ -11,7 +11,6 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from outbound_core.ids import new_id
 
 Doc = dict[str, Any]
 
@@ -213,7 +212,12 @@ class ApiRepository:
     async def add_phone_map(self, *, campaign_id: str, phones: dict[str, str]) -> None:
         if phones:
             await self.phone_maps.insert_one(
-                {"_id": new_id("phm"), "campaign_id": campaign_id, "phones": phones}
+                # named after the batch's first task: unique, and stable for a retried batch
+                {
+                    "_id": f"{campaign_id}:{next(iter(phones.values()))}",
+                    "campaign_id": campaign_id,
+                    "phones": phones,
+                }
             )
 
     async def drop_phones(self, *, entries: list[tuple[str, str]]) -> None:
