@@ -148,7 +148,8 @@ def test_delete_counts_removed_not_found_and_already_called(api: httpx.Client, a
     called = _campaign(api, agent, contacts[:1], calling_hours={"start": "00:00", "end": "00:00"})
     assert api.patch(f"/v1/campaigns/{called}", json={"action": "start"}).status_code == 200
     wait_until(
-        lambda: _leads(api, called)[0]["status"] == "completed", message="the call to complete"
+        lambda: (ls := _leads(api, called)) and ls[0]["status"] == "completed",
+        message="the call to complete",
     )
     r = api.request("DELETE", f"/v1/campaigns/{called}/contacts", json={"phones": ["+12125550031"]})
     assert r.status_code == 200, r.text
