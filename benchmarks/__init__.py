@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 MODULES: list[str] = [
     "benchmarks.bench_floor",
+    "benchmarks.bench_api",
 ]
 
 
