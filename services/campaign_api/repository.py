@@ -141,7 +141,7 @@ class ApiRepository:
         if created_from or created_to:
             flt["created_at"] = {
                 **({"$gte": created_from} if created_from else {}),
-                **({"$lt": created_to} if created_to else {}),
+                **({"$lte": created_to} if created_to else {}),
             }
         total = await self.campaigns.count_documents(flt)
         cursor = self.campaigns.find(flt).sort("created_at", DESCENDING).skip(offset).limit(limit)

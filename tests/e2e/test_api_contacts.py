@@ -141,19 +141,28 @@ def test_the_contact_limit_names_itself(api: httpx.Client, agent: str) -> None:
 
 def test_delete_counts_removed_not_found_and_already_called(api: httpx.Client, agent: str) -> None:
     contacts = [
-        {"phone": "+12125550031", "sim_outcomes": "interested"},
+        {"phone": "+12125550031", "sim_outcomes": "no_answer,no_answer"},
         {"phone": "+12125550032"},
         {"phone": "+12125550033"},
     ]
-    called = _campaign(api, agent, contacts[:1], calling_hours={"start": "00:00", "end": "00:00"})
+    called = _campaign(
+        api,
+        agent,
+        contacts[:1],
+        calling_hours={"start": "00:00", "end": "00:00"},
+        max_attempts=2,
+        retry_interval_minutes=60 * 24 * 30,
+    )
     assert api.patch(f"/v1/campaigns/{called}", json={"action": "start"}).status_code == 200
     wait_until(
-        lambda: (ls := _leads(api, called)) and ls[0]["status"] == "completed",
-        message="the call to complete",
+        lambda: (ls := _leads(api, called)) and ls[0]["status"] == "waiting_retry",
+        message="the first call to end",
     )
     r = api.request("DELETE", f"/v1/campaigns/{called}/contacts", json={"phones": ["+12125550031"]})
     assert r.status_code == 200, r.text
     assert (r.json()["removed"], r.json()["already_called"]) == (0, 1)
+    assert r.json()["details"]["already_called"] == ["+12125550031"]
+    assert api.patch(f"/v1/campaigns/{called}", json={"action": "stop"}).status_code == 200
 
     allday = {"start": "00:00", "end": "00:00"}
     both = [{**c, "sim_outcomes": "interested"} for c in contacts[1:]]

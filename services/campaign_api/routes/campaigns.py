@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -68,16 +68,22 @@ async def list_campaigns(
     who: Auth,
     request: Request,
     status: str | None = None,
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    created_from: Annotated[
+        str | None,
+        Query(alias="from", description="ISO 8601 date or time: created on or after it."),
+    ] = None,
+    created_to: Annotated[
+        str | None,
+        Query(alias="to", description="ISO 8601 date or time: created on or before it."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     docs, total = await _repo(request).list_campaigns(
         workspace_id=who.workspace_id,
         status=status,
-        created_from=created_from,
-        created_to=created_to,
+        created_from=_instant(created_from, "from", end_of_day=False),
+        created_to=_instant(created_to, "to", end_of_day=True),
         limit=limit,
         offset=offset,
     )
@@ -206,6 +212,27 @@ async def export_csv(campaign_id: str, who: Auth, request: Request) -> Streaming
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{campaign_id}.csv"'},
     )
+
+
+def _instant(value: str | None, name: str, *, end_of_day: bool) -> datetime | None:
+    """``2027-01-31`` is a whole day (``to`` includes it); a time is taken as given (UTC if
+    naive)."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else start
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "Invalid request",
+            f"{name}: {value!r} is not an ISO 8601 date or time",
+            [{"field": name, "message": "not an ISO 8601 date or time"}],
+        ) from exc
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def _campaign(request: Request, who: Auth, campaign_id: str) -> dict[str, Any]:
