@@ -21,7 +21,12 @@ from outbound_core.topics import (
 )
 
 TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
-    CAMPAIGNS: (ev.CampaignCreated, ev.ContactsAdded, ev.CampaignStatusChanged),
+    CAMPAIGNS: (
+        ev.CampaignCreated,
+        ev.ContactsAdded,
+        ev.ContactsRemoved,
+        ev.CampaignStatusChanged,
+    ),
     ALLOCATOR: (ev.TaskQueued, ev.TaskWithdrawn, ev.CampaignWithdrawn, ev.LeaseReleased),
     DISPATCH: (ev.TaskDispatched, ev.LeaseExpired),
     CALLS: (ev.CallStarted, ev.CallEnded, ev.CallAborted),
