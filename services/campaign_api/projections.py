@@ -51,7 +51,9 @@ class Projections:
         if await self.repo.first_time(f"started:{ev.call_id}"):
             day = day_key(ev.started_at)
             inc: dict[str, float] = {"calls_made": 1, f"daily.{day}.calls": 1}
-            if ev.attempt > 1:
+            # a retry is any call after the lead's first (attempt numbers also count attempts
+            # that were queued but never dialled)
+            if await self.repo.has_earlier_call(task_id=ev.task_id, call_id=ev.call_id):
                 inc["retry_calls"] = 1
             await self.repo.inc_campaign(campaign_id=ev.campaign_id, inc=inc)
 

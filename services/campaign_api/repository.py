@@ -270,8 +270,13 @@ class ApiRepository:
             update["$setOnInsert"] = on_insert
         await self.calls.update_one({"_id": call_id}, update, upsert=True)
 
+    async def has_earlier_call(self, *, task_id: str, call_id: str) -> bool:
+        doc = await self.calls.find_one({"task_id": task_id, "_id": {"$ne": call_id}}, {"_id": 1})
+        return doc is not None
+
     async def calls_of(self, *, task_id: str) -> list[Doc]:
-        return [c async for c in self.calls.find({"task_id": task_id}).sort("attempt", ASCENDING)]
+        cursor = self.calls.find({"task_id": task_id}).sort("started_at", ASCENDING)
+        return [c async for c in cursor]
 
     async def lead(self, *, campaign_id: str, lead_id: str) -> Doc | None:
         return await self.leads.find_one({"_id": lead_id, "campaign_id": campaign_id})
