@@ -46,6 +46,7 @@ from outbound_core.phones import InvalidPhone, normalize_e164
 from outbound_core.topics import CAMPAIGNS
 
 log = structlog.get_logger(__name__)
+EVENT_BYTES = 400_000  # estimated payload bytes per ContactsAdded event
 
 
 class CampaignService:
@@ -203,17 +204,27 @@ class CampaignService:
     def _contact_events(
         self, who: Principal, campaign_id: str, seeds: list[ContactSeed], *, total: int
     ) -> list[Outgoing]:
-        step = self.contacts_per_event
-        return [
-            self._out(
-                who,
-                ContactsAdded(
-                    campaign_id=campaign_id, contacts=seeds[i : i + step], total_contacts=total
-                ),
-                campaign_id,
-            )
-            for i in range(0, len(seeds), step)
-        ]
+        """Few, large events (fewer outbox writes and broker round trips), each kept well
+        under the broker's 1 MB message limit whatever the number of variables."""
+        out: list[Outgoing] = []
+        batch: list[ContactSeed] = []
+        size = 0
+        for seed in seeds:
+            cost = len(seed.name) + sum(len(k) + len(v) for k, v in seed.variables.items()) + 120
+            if batch and (len(batch) >= self.contacts_per_event or size + cost > EVENT_BYTES):
+                out.append(self._added(who, campaign_id, batch, total))
+                batch, size = [], 0
+            batch.append(seed)
+            size += cost
+        if batch:
+            out.append(self._added(who, campaign_id, batch, total))
+        return out
+
+    def _added(
+        self, who: Principal, campaign_id: str, batch: list[ContactSeed], total: int
+    ) -> Outgoing:
+        event = ContactsAdded(campaign_id=campaign_id, contacts=batch, total_contacts=total)
+        return self._out(who, event, campaign_id)
 
     async def _open_campaign(self, who: Principal, campaign_id: str) -> Doc:
         doc = await self.repo.campaign(workspace_id=who.workspace_id, campaign_id=campaign_id)
