@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 
 import httpx
 import pytest
@@ -252,3 +253,26 @@ def test_metrics_lead_detail_and_export(stack: DevStack, api: httpx.Client) -> N
         assert ada["NOTE"] == "'-5"
         assert ada["current_phone"] == "'+12125550401"
         assert {r["last_disposition"] for r in rows} >= {"interested", "escalated"}
+
+
+def test_idempotency_keys_expire_after_24_hours(api: httpx.Client, agent: str) -> None:
+    body = {"name": "Daily", "script_id": agent, "language": "hi-IN"}
+    headers = {"Idempotency-Key": "daily-1"}
+    first = api.post("/v1/campaigns", json=body, headers=headers).json()
+    # one virtual hour per real second: within a day the key replays, after it a new campaign
+    replay = api.post("/v1/campaigns", json=body, headers=headers)
+    assert replay.json()["id"] == first["id"]
+    fresh = wait_until(
+        lambda: (
+            (r := api.post("/v1/campaigns", json=body, headers=headers).json())["id"] != first["id"]
+            and r
+        ),
+        interval=2.0,
+        message="the key to expire",
+    )
+    hours = (_at(fresh["created_at"]) - _at(first["created_at"])).total_seconds() / 3600
+    assert hours >= 24
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
