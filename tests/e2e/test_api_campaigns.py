@@ -186,16 +186,14 @@ def test_metrics_lead_detail_and_export(stack: DevStack, api: httpx.Client) -> N
         assert r.status_code == 201, r.text
         cid = r.json()["id"]
         assert ws.patch(f"/v1/campaigns/{cid}", json={"action": "start"}).status_code == 200
-        done = wait_until(
-            lambda: (
-                (c := ws.get(f"/v1/campaigns/{cid}").json())["status"] == "completed"
-                and c["calls_made"] == 5
-                and sum(c["disposition_summary"].values()) == 5
-                and c
-            ),
-            message="the campaign to complete with its counters",
-            timeout=240,
-        )
+
+        def settled() -> dict[str, Any] | None:
+            c = ws.get(f"/v1/campaigns/{cid}").json()
+            made, summary = c["calls_made"], c["disposition_summary"]
+            return c if c["status"] == "completed" and sum(summary.values()) == made else None
+
+        done = wait_until(settled, timeout=240, message="the campaign to complete")
+        assert done["calls_made"] == 5, done
         m = done["metrics"]
         assert done["calls_connected"] == 4
         assert m["connect_rate"] == 0.8
