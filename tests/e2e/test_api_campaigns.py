@@ -194,46 +194,52 @@ def test_metrics_lead_detail_and_export(stack: DevStack, api: httpx.Client) -> N
             return c if c["status"] == "completed" and sum(summary.values()) == made else None
 
         done = wait_until(settled, timeout=240, message="the campaign to complete")
-        assert done["calls_made"] == 5, done
+        # Ada, Cy and Di are called once; Ben once or twice (the planner decides the retry)
+        made, connected = done["calls_made"], done["calls_connected"]
+        summary = done["disposition_summary"]
+        assert made in (4, 5), done
+        assert (summary["interested"], summary["escalated"]) == (made - 3, 1), summary
+        assert connected == made - summary.get("no_answer", 0)
         m = done["metrics"]
-        assert done["calls_connected"] == 4
-        assert m["connect_rate"] == 0.8
-        assert m["conversions"] == 3
-        assert m["conversion_rate"] == 0.75
-        assert m["escalation_rate"] == 0.25
-        assert m["retry_rate"] == 0.2
+        assert m["connect_rate"] == round(connected / made, 4)
+        assert m["conversions"] == summary["interested"] + 1
+        assert m["conversion_rate"] == round(m["conversions"] / connected, 4)
+        assert m["escalation_rate"] == round(1 / connected, 4)
+        assert m["retry_rate"] == round((made - 4) / made, 4)
         assert m["call_minutes"] > 0
         assert m["cost"] == pytest.approx(m["call_minutes"] * 0.5, abs=0.01)
         assert m["avg_connected_duration_seconds"] > 0
         assert len(m["daily"]) == 30
-        assert sum(d["calls"] for d in m["daily"]) == 5
-        assert sum(d["connected"] for d in m["daily"]) == 4
+        assert sum(d["calls"] for d in m["daily"]) == made
+        assert sum(d["connected"] for d in m["daily"]) == connected
 
-        by_name = wait_until(
-            lambda: {
-                d["name"]: d
-                for d in ws.get(f"/v1/campaigns/{cid}/leads").json()["data"]
-                if d["status"] == "completed"
-            },
-        )
-        assert len(by_name) == 4
+        def final_leads() -> dict[str, Any] | None:
+            leads = ws.get(f"/v1/campaigns/{cid}/leads").json()["data"]
+            final = {d["name"]: d for d in leads if d["status"] in ("completed", "not_reachable")}
+            return final if len(final) == 4 else None
+
+        by_name = wait_until(final_leads, message="every lead final")
         interested = ws.get(
             f"/v1/campaigns/{cid}/leads", params={"disposition": "interested"}
         ).json()
-        assert interested["total"] == 2
+        assert interested["total"] == summary["interested"]
         ben = wait_until(
             lambda: (
                 (b := ws.get(f"/v1/campaigns/{cid}/leads/{by_name['Ben']['id']}").json())["calls"]
-                and len(b["calls"]) == 2
-                and b["calls"][1].get("disposition")
+                and len(b["calls"]) == made - 3
+                and b["calls"][-1].get("disposition")
                 and b
             )
         )
-        first, second = ben["calls"]
-        assert first["attempt"] < second["attempt"]
-        assert first["started_at"] < second["started_at"]
+        first, second = ben["calls"][0], ben["calls"][-1]
         assert first["disposition"] == "no_answer"
-        assert second["disposition"] == "interested"
+        if made == 5:
+            assert first["attempt"] < second["attempt"]
+            assert first["started_at"] < second["started_at"]
+            assert second["disposition"] == "interested"
+        else:
+            second = ws.get(f"/v1/campaigns/{cid}/leads/{by_name['Cy']['id']}").json()["calls"][0]
+            assert second["disposition"] == "escalated"
         assert second["status"] == "completed"
         assert second["transcript"]
         assert second["provider"]
