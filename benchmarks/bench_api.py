@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks import Context, Result, percentile
-from outbound_core.devstack import DevStack
+from outbound_core.devstack import SERVICES, DevStack
 
 N = 10_000
 
@@ -96,6 +96,17 @@ async def _measure(ctx: Context, stack: DevStack) -> list[Result]:
     ]
 
 
+def _start(stack: DevStack) -> None:
+    # DevStack.start with a longer readiness wait: on a busy shared machine six services can
+    # take more than the default 90 s to boot
+    stack.data_dir.mkdir(parents=True, exist_ok=True)
+    stack.start_infrastructure()
+    env = stack.common_env()
+    for name, module, prefix, _default in SERVICES:
+        stack.start_service(name, module, prefix, env)
+    stack.wait_ready(timeout=600)
+
+
 async def run(ctx: Context) -> list[Result]:
     stack = DevStack(
         kafka_url=ctx.kafka_url,
@@ -105,7 +116,7 @@ async def run(ctx: Context) -> list[Result]:
         free_ports=True,
         extra_env={"OUTBOUND_ENVIRONMENT": "test", "OUTBOUND_LOG_LEVEL": "WARNING"},
     )
-    await asyncio.to_thread(stack.start)
+    await asyncio.to_thread(_start, stack)
     try:
         return await _measure(ctx, stack)
     finally:
