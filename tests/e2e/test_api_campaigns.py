@@ -215,7 +215,11 @@ def test_metrics_lead_detail_and_export(stack: DevStack, api: httpx.Client) -> N
 
         def final_leads() -> dict[str, Any] | None:
             leads = ws.get(f"/v1/campaigns/{cid}/leads").json()["data"]
-            final = {d["name"]: d for d in leads if d["status"] in ("completed", "not_reachable", "archived")}
+            final = {
+                d["name"]: d
+                for d in leads
+                if d["status"] in ("completed", "not_reachable", "archived")
+            }
             return final if len(final) == 4 else None
 
         by_name = wait_until(final_leads, message="every lead final")
