@@ -16,6 +16,7 @@ MODULES: list[str] = [
     "benchmarks.bench_dialer",
     "benchmarks.bench_allocator",
     "benchmarks.bench_planner",
+    "benchmarks.bench_api",
 ]
 
 

@@ -25,6 +25,7 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
     CAMPAIGNS: (
         ev.CampaignCreated,
         ev.ContactsAdded,
+        ev.ContactsRemoved,
         ev.CampaignStatusChanged,
         ev.CampaignUpdated,
     ),

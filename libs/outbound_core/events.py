@@ -130,6 +130,16 @@ class ContactsAdded(Payload):
     total_contacts: int = Field(description="Campaign total after this batch.")
 
 
+class ContactsRemoved(Payload):
+    """Contacts taken out of a campaign before they were called; the planner archives each
+    task that is still waiting and has never been called (a called one keeps its data)."""
+
+    TYPE: ClassVar[str] = "campaign.contacts_removed"
+    campaign_id: str
+    task_ids: list[str] = Field(description="Tasks (leads) to archive if still uncalled.")
+    total_contacts: int = Field(description="Campaign total after the removal.")
+
+
 class CampaignStatusChanged(Payload):
     TYPE: ClassVar[str] = "campaign.status_changed"
     campaign_id: str
@@ -401,6 +411,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     for m in (
         CampaignCreated,
         ContactsAdded,
+        ContactsRemoved,
         CampaignStatusChanged,
         CampaignUpdated,
         TaskQueued,

@@ -6,21 +6,34 @@ from fastapi import FastAPI
 from campaign_api import problems
 from campaign_api.auth import hash_key
 from campaign_api.campaigns import CampaignService
+from campaign_api.projections import Projections
 from campaign_api.repository import ApiRepository
-from campaign_api.routes import agents, campaigns, console, slots, suppressions, webhooks
+from campaign_api.routes import (
+    agents,
+    campaigns,
+    console,
+    contacts,
+    numbers,
+    slots,
+    suppressions,
+    tenancy,
+    webhooks,
+)
 from campaign_api.settings import ApiSettings, get_settings
 from outbound_core.events import (
     CallEnded,
     CallStarted,
     CampaignDrained,
     CampaignPauseRequested,
+    ContactsAdded,
+    ContactsRemoved,
     DispositionRecorded,
     LeadUpdated,
 )
 from outbound_core.ids import stable_id
 from outbound_core.outbox import Outbox
 from outbound_core.service import Runtime, build_http_app, serve
-from outbound_core.topics import CALLS, DISPOSITIONS, LEADS
+from outbound_core.topics import CALLS, CAMPAIGNS, DISPOSITIONS, LEADS
 
 DESCRIPTION = """Outbound's public API: voice agents, campaigns, leads and webhooks.
 
@@ -60,18 +73,27 @@ def build_app(settings: ApiSettings) -> FastAPI:
     rt.startup.append(startup)
     rt.shutdown.append(webhook_client.aclose)
     rt.shutdown.append(disposition_client.aclose)
-    rt.consume(LEADS, (LeadUpdated, svc.on_lead_updated), (CampaignDrained, svc.on_drained))
-    rt.consume(CALLS, (CallStarted, svc.on_call_started), (CallEnded, svc.on_call_ended))
+    views = Projections(repo=repo)
+    rt.consume(
+        CAMPAIGNS,
+        (ContactsAdded, svc.on_contacts_added),
+        (ContactsRemoved, svc.on_contacts_removed),
+    )
+    rt.consume(LEADS, (LeadUpdated, views.on_lead_updated), (CampaignDrained, svc.on_drained))
+    rt.consume(CALLS, (CallStarted, views.on_call_started), (CallEnded, views.on_call_ended))
     rt.consume(
         DISPOSITIONS,
-        (DispositionRecorded, svc.on_disposition),
+        (DispositionRecorded, views.on_disposition),
         (CampaignPauseRequested, svc.on_pause_requested),
     )
     rt.every("schedules", svc.run_schedules, settings.scheduler_seconds)
     rt.every("outbox-relay", outbox.relay, 2.0)
     app = build_http_app(
         rt,
+        tenancy.router,
+        contacts.router,
         campaigns.router,
+        numbers.router,
         agents.router,
         webhooks.router,
         console.router,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -46,3 +47,13 @@ async def principal(
 
 
 Auth = Annotated[Principal, Depends(principal)]
+
+
+def new_api_key() -> str:
+    """A fresh key; only its hash is stored, the key itself is shown once."""
+    return f"ob_{secrets.token_urlsafe(24)}"
+
+
+def require_org_admin(who: Principal) -> None:
+    if who.role != "org_admin":
+        raise Problem(403, "Forbidden", "this needs an org-admin API key")

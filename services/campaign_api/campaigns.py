@@ -4,18 +4,24 @@ events."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from campaign_api.auth import Principal
+from campaign_api.contacts import (
+    classify_removal,
+    lead_docs,
+    normalise_phones,
+    phone_entries,
+    prepare,
+)
 from campaign_api.domain import (
     SETTINGS_EDITABLE,
     ScheduleError,
     TransitionError,
     apply_action,
-    normalise_contacts,
     resolve_schedule,
 )
 from campaign_api.problems import Problem
@@ -24,9 +30,7 @@ from campaign_api.schemas import CampaignIn
 from outbound_core.clock import Clock, utc
 from outbound_core.events import (
     AgentSnapshot,
-    CallEnded,
     CallingHours,
-    CallStarted,
     CampaignCreated,
     CampaignDrained,
     CampaignPauseRequested,
@@ -34,17 +38,18 @@ from outbound_core.events import (
     CampaignUpdated,
     ContactsAdded,
     ContactSeed,
-    DispositionRecorded,
+    ContactsRemoved,
     Envelope,
-    LeadUpdated,
     Schedule,
 )
 from outbound_core.ids import new_id
 from outbound_core.kafka import EventBus
 from outbound_core.outbox import Outbox, Outgoing
+from outbound_core.phones import InvalidPhone, normalize_e164
 from outbound_core.topics import CAMPAIGNS
 
 log = structlog.get_logger(__name__)
+EVENT_BYTES = 400_000  # estimated payload bytes per ContactsAdded event
 
 
 class CampaignService:
@@ -88,6 +93,7 @@ class CampaignService:
                 f"{self.max_contacts} per campaign",
                 [{"field": "contacts", "message": "too many contacts"}],
             )
+        from_number = await self._check_caller(who, body.from_number, body.from_pool)
         sched = body.schedule
         start = end = None
         if sched is not None:
@@ -99,18 +105,15 @@ class CampaignService:
                 raise Problem(
                     422, "Invalid request", str(exc), [{"field": "schedule", "message": str(exc)}]
                 ) from exc
-        norm = normalise_contacts(body.contacts, default_region=body.default_region)
-        if norm.issues:
-            errors = [
-                {"field": f"contacts[{i.index}].{i.field}", "message": i.message}
-                for i in norm.issues
-            ]
-            raise Problem(
-                422,
-                "Invalid contacts",
-                f"{len(errors)} contact problem(s); nothing was created",
-                errors,
-            )
+        prep = await prepare(
+            self.repo,
+            org_id=who.org_id,
+            campaign_id=None,
+            raw=body.contacts,
+            default_region=body.default_region,
+            where=lambda i: f"contacts[{i}]",
+        )
+        seeds = prep.seeds
         campaign_id = new_id("cmp")
         status = "scheduled"
         doc: Doc = {
@@ -122,14 +125,18 @@ class CampaignService:
             "status": status,
             "script_id": body.script_id,
             "language": body.language,
-            "total_contacts": len(norm.contacts),
-            "duplicates_merged": norm.duplicates,
+            "total_contacts": len(seeds),
+            "duplicates_merged": prep.duplicates,
+            "opted_out_excluded": prep.opted_out,
+            "default_region": body.default_region,
+            "positive_dispositions": body.positive_dispositions,
             "max_attempts": body.max_attempts,
             "retry_interval_minutes": body.retry_interval_minutes,
             "retry_outcomes": body.retry_outcomes,
             "priority": body.priority,
             "max_slots": body.max_slots,
-            "from_number": body.from_number,
+            "from_number": from_number,
+            "from_pool": body.from_pool,
             "voicemail_action": body.voicemail_action,
             "calling_hours": body.calling_hours.model_dump(mode="json"),
             "schedule": sched.model_dump(mode="json") if sched else None,
@@ -142,28 +149,8 @@ class CampaignService:
             "cost": 0.0,
             "disposition_summary": {},
         }
-        seeds = [ContactSeed(task_id=new_id("tsk"), **c) for c in norm.contacts]
         await self.repo.insert_campaign(doc)
-        await self.repo.insert_leads(
-            [
-                {
-                    "_id": s.task_id,
-                    "campaign_id": campaign_id,
-                    "workspace_id": who.workspace_id,
-                    "seq": -1,
-                    "status": "pending",
-                    "name": s.name,
-                    "phones": s.phones,
-                    "current_phone": s.phones[0],
-                    "phone_index": 0,
-                    "pass_number": 1,
-                    "attempt": 0,
-                    "last_disposition": None,
-                    "variables": s.variables,
-                }
-                for s in seeds
-            ]
-        )
+        await self.repo.add_phone_map(campaign_id=campaign_id, phones=phone_entries(seeds))
         created = CampaignCreated(
             campaign_id=campaign_id,
             name=body.name,
@@ -186,27 +173,154 @@ class CampaignService:
             retry_outcomes=body.retry_outcomes,
             priority=body.priority,
             max_slots=body.max_slots,
-            from_number=body.from_number,
+            from_number=from_number,
             voicemail_action=body.voicemail_action,
             total_contacts=len(seeds),
         )
         out = [self._out(who, created, campaign_id)]
-        step = self.contacts_per_event
-        for i in range(0, len(seeds), step):
-            out.append(
-                self._out(
-                    who,
-                    ContactsAdded(
-                        campaign_id=campaign_id,
-                        contacts=seeds[i : i + step],
-                        total_contacts=len(seeds),
-                    ),
-                    campaign_id,
-                )
-            )
+        out += self._contact_events(who, campaign_id, seeds, total=len(seeds))
         await self.outbox.publish(out)
         log.info("campaign created", campaign_id=campaign_id, contacts=len(seeds))
         return doc
+
+    async def _check_caller(
+        self, who: Principal, number: str | None, pool: str | None
+    ) -> str | None:
+        """The campaign's caller id must be one of the workspace's numbers (or pools)."""
+        if number is not None:
+            try:
+                number = normalize_e164(number)
+            except InvalidPhone as exc:
+                raise Problem(
+                    422, "Invalid request", str(exc), [{"field": "from", "message": str(exc)}]
+                ) from exc
+            if not await self.repo.has_number(workspace_id=who.workspace_id, number=number):
+                msg = f"{number} is not a number of this workspace (see /v1/numbers)"
+                raise Problem(422, "Invalid request", msg, [{"field": "from", "message": msg}])
+        if pool is not None and not await self.repo.has_pool(
+            workspace_id=who.workspace_id, pool=pool
+        ):
+            msg = f"no number of this workspace is in pool {pool!r}"
+            raise Problem(422, "Invalid request", msg, [{"field": "from_pool", "message": msg}])
+        return number
+
+    def _contact_events(
+        self, who: Principal, campaign_id: str, seeds: list[ContactSeed], *, total: int
+    ) -> list[Outgoing]:
+        """Few, large events (fewer outbox writes and broker round trips), each kept well
+        under the broker's 1 MB message limit whatever the number of variables."""
+        out: list[Outgoing] = []
+        batch: list[ContactSeed] = []
+        size = 0
+        for seed in seeds:
+            cost = len(seed.name) + sum(len(k) + len(v) for k, v in seed.variables.items()) + 120
+            if batch and (len(batch) >= self.contacts_per_event or size + cost > EVENT_BYTES):
+                out.append(self._added(who, campaign_id, batch, total))
+                batch, size = [], 0
+            batch.append(seed)
+            size += cost
+        if batch:
+            out.append(self._added(who, campaign_id, batch, total))
+        return out
+
+    def _added(
+        self, who: Principal, campaign_id: str, batch: list[ContactSeed], total: int
+    ) -> Outgoing:
+        event = ContactsAdded(campaign_id=campaign_id, contacts=batch, total_contacts=total)
+        return self._out(who, event, campaign_id)
+
+    async def _open_campaign(self, who: Principal, campaign_id: str) -> Doc:
+        doc = await self.repo.campaign(workspace_id=who.workspace_id, campaign_id=campaign_id)
+        if doc is None:
+            raise Problem(404, "Not found", f"campaign {campaign_id} not found")
+        if doc["status"] in ("completed", "stopped"):
+            raise Problem(409, "Conflict", f"the campaign is {doc['status']}; contacts are final")
+        return doc
+
+    async def add_contacts(
+        self,
+        *,
+        who: Principal,
+        campaign_id: str,
+        raw: list[dict[str, Any]],
+        where: Callable[[int], str],
+        prior_errors: list[dict[str, Any]],
+        default_region: str | None,
+        skip_errors: bool,
+    ) -> dict[str, Any]:
+        doc = await self._open_campaign(who, campaign_id)
+        prep = await prepare(
+            self.repo,
+            org_id=who.org_id,
+            campaign_id=campaign_id,
+            raw=raw,
+            default_region=default_region or doc.get("default_region"),
+            where=where,
+            prior_errors=prior_errors,
+            skip_errors=skip_errors,
+        )
+        seeds = prep.seeds
+        total = doc["total_contacts"]
+        if seeds:
+            updated = await self.repo.reserve_contacts(
+                campaign_id=campaign_id, count=len(seeds), limit=self.max_contacts
+            )
+            if updated is None:
+                raise Problem(
+                    413,
+                    "Too large",
+                    f"{len(seeds)} new contacts would exceed the limit of {self.max_contacts} "
+                    f"per campaign (it has {doc['total_contacts']})",
+                    [{"field": "contacts", "message": "too many contacts"}],
+                )
+            total = updated["total_contacts"]
+            await self.repo.add_phone_map(campaign_id=campaign_id, phones=phone_entries(seeds))
+            await self.outbox.publish(self._contact_events(who, campaign_id, seeds, total=total))
+        log.info("contacts added", campaign_id=campaign_id, added=len(seeds))
+        return {
+            "campaign_id": campaign_id,
+            "added": len(seeds),
+            "duplicates": prep.duplicates,
+            "opted_out": prep.opted_out,
+            "skipped": prep.skipped,
+            "total_contacts": total,
+        }
+
+    async def remove_contacts(
+        self, *, who: Principal, campaign_id: str, phones: list[str], default_region: str | None
+    ) -> dict[str, Any]:
+        doc = await self._open_campaign(who, campaign_id)
+        wanted = normalise_phones(
+            phones, default_region=default_region or doc.get("default_region")
+        )
+        phone_map = await self.repo.phone_map(campaign_id=campaign_id)
+        owners = {p: phone_map[p][0] for p in wanted if p in phone_map}
+        found = await self.repo.leads_by_id(
+            campaign_id=campaign_id, lead_ids=sorted(set(owners.values()))
+        )
+        result = classify_removal(wanted, owners, {d["_id"]: d for d in found})
+        gone = set(result.removed)
+        await self.repo.drop_phones(
+            entries=[(doc_id, p) for p, (task, doc_id) in phone_map.items() if task in gone]
+        )
+        total = doc["total_contacts"]
+        if result.removed:
+            await self.repo.inc_campaign(
+                campaign_id=campaign_id, inc={"total_contacts": -len(result.removed)}
+            )
+            total -= len(result.removed)
+            event = ContactsRemoved(
+                campaign_id=campaign_id, task_ids=result.removed, total_contacts=total
+            )
+            await self.outbox.publish([self._out(who, event, campaign_id)])
+        return {
+            "campaign_id": campaign_id,
+            "removed": len(result.removed),
+            "not_found": len(result.not_found),
+            "already_called": len(result.already_called),
+            "details": {"not_found": result.not_found, "already_called": result.already_called},
+            "total_contacts": total,
+        }
 
     async def act(
         self, *, who: Principal, campaign_id: str, action: str, reason: str | None
@@ -349,12 +463,17 @@ class CampaignService:
         for doc in await self.repo.due_to_start(now=now):
             await self._transition(doc, "running", action=None, reason="schedule_started")
 
-    # read models -------------------------------------------------------------------------------
-    async def on_lead_updated(self, env: Envelope, ev: LeadUpdated) -> None:
-        fields = ev.model_dump(mode="python", exclude={"task_id", "seq"})
-        fields["workspace_id"] = env.workspace_id
-        await self.repo.apply_lead(lead_id=ev.task_id, seq=ev.seq, fields=fields)
+    # read models (the lead projection is built from our own campaign events, off the request
+    # path: a 10,000-contact batch is a few documents to write, not 10,000) -----------------
+    async def on_contacts_added(self, env: Envelope, ev: ContactsAdded) -> None:
+        await self.repo.insert_leads(
+            lead_docs(ev.contacts, campaign_id=ev.campaign_id, workspace_id=env.workspace_id)
+        )
 
+    async def on_contacts_removed(self, env: Envelope, ev: ContactsRemoved) -> None:
+        await self.repo.mark_removed(lead_ids=ev.task_ids)
+
+    # -------------------------------------------------------------------------------
     async def on_drained(self, env: Envelope, ev: CampaignDrained) -> None:
         doc = await self.repo.campaigns.find_one({"_id": ev.campaign_id})
         if doc is not None and doc["status"] in ("running", "paused", "scheduled"):
@@ -373,61 +492,3 @@ class CampaignService:
             reason=ev.reason,
             detail=ev.detail,
         )
-
-    async def on_call_started(self, env: Envelope, ev: CallStarted) -> None:
-        if await self.repo.first_time(f"started:{ev.call_id}"):
-            await self.repo.inc_campaign(campaign_id=ev.campaign_id, inc={"calls_made": 1})
-
-    async def on_call_ended(self, env: Envelope, ev: CallEnded) -> None:
-        if await self.repo.first_time(f"ended:{ev.call_id}"):
-            await self.repo.inc_campaign(
-                campaign_id=ev.campaign_id,
-                inc={"call_seconds": ev.duration_seconds, "cost": ev.cost},
-            )
-
-    async def on_disposition(self, env: Envelope, ev: DispositionRecorded) -> None:
-        if await self.repo.first_time(f"disposition:{ev.call_id}"):
-            label = ev.disposition.replace(".", "_").replace("$", "_")
-            inc: dict[str, float] = {f"disposition_summary.{label}": 1}
-            if ev.connected:
-                inc["calls_connected"] = 1
-            await self.repo.inc_campaign(campaign_id=ev.campaign_id, inc=inc)
-
-
-def campaign_view(doc: Doc) -> dict[str, Any]:
-    """The public representation of a campaign (the reference API's fields and ours)."""
-    made = doc.get("calls_made", 0)
-    connected = doc.get("calls_connected", 0)
-    return {
-        "id": doc["_id"],
-        "name": doc["name"],
-        "status": doc["status"],
-        "status_reason": doc.get("status_reason"),
-        "script_id": doc["script_id"],
-        "language": doc["language"],
-        "total_contacts": doc["total_contacts"],
-        "max_attempts": doc["max_attempts"],
-        "retry_interval_minutes": doc["retry_interval_minutes"],
-        "retry_outcomes": doc["retry_outcomes"],
-        "priority": doc["priority"],
-        "max_slots": doc.get("max_slots"),
-        "from": doc.get("from_number"),
-        "voicemail_action": doc["voicemail_action"],
-        "calling_hours": doc["calling_hours"],
-        "schedule": doc.get("schedule"),
-        "created_at": _iso(doc["created_at"]),
-        "started_at": _iso(doc.get("started_at")),
-        "ended_at": _iso(doc.get("ended_at")),
-        "calls_made": made,
-        "calls_connected": connected,
-        "disposition_summary": doc.get("disposition_summary", {}),
-        "metrics": {
-            "connect_rate": round(connected / made, 4) if made else 0.0,
-            "call_minutes": round(doc.get("call_seconds", 0.0) / 60, 2),
-            "cost": round(doc.get("cost", 0.0), 4),
-        },
-    }
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt else None

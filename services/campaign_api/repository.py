@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 Doc = dict[str, Any]
 
@@ -25,12 +25,24 @@ class ApiRepository:
         self.leads = db["leads"]
         self.applied = db["applied"]
         self.outbox = db["outbox"]
+        self.calls = db["calls"]
+        self.phone_maps = db["campaign_phones"]
+        self.numbers = db["numbers"]
+        self.suppressed = db["suppressed"]
+        self.idempotency = db["idempotency"]
 
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("hash", ASCENDING)], unique=True)
         await self.campaigns.create_index([("workspace_id", ASCENDING), ("created_at", DESCENDING)])
         await self.campaigns.create_index([("status", ASCENDING)])
-        await self.leads.create_index([("campaign_id", ASCENDING)])
+        await self.leads.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
+        await self.phone_maps.create_index([("campaign_id", ASCENDING)])
+        await self.leads.create_index([("campaign_id", ASCENDING), ("_id", ASCENDING)])
+        await self.calls.create_index([("task_id", ASCENDING)])
+        await self.workspaces.create_index([("org_id", ASCENDING)])
+        await self.keys.create_index([("workspace_id", ASCENDING)])
+        await self.numbers.create_index([("key", ASCENDING)], unique=True)
+        await self.numbers.create_index([("workspace_id", ASCENDING), ("pool", ASCENDING)])
 
     # tenancy -------------------------------------------------------------------------------------
     async def key_by_hash(self, digest: str) -> Doc | None:
@@ -63,6 +75,38 @@ class ApiRepository:
             )
         except DuplicateKeyError:
             pass
+
+    async def create_org(self, *, org_id: str, name: str, now: datetime) -> None:
+        await self.orgs.insert_one({"_id": org_id, "name": name, "created_at": now})
+
+    async def insert_workspace(self, doc: Doc) -> None:
+        await self.workspaces.insert_one(doc)
+
+    async def workspace(self, *, org_id: str, workspace_id: str) -> Doc | None:
+        return await self.workspaces.find_one({"_id": workspace_id, "org_id": org_id})
+
+    async def workspaces_of(self, *, org_id: str) -> list[Doc]:
+        return [w async for w in self.workspaces.find({"org_id": org_id}).sort("_id", ASCENDING)]
+
+    async def insert_key(self, doc: Doc) -> None:
+        await self.keys.insert_one(doc)
+
+    async def keys_of(self, *, workspace_id: str) -> list[Doc]:
+        return [k async for k in self.keys.find({"workspace_id": workspace_id})]
+
+    async def revoke_key(self, *, workspace_id: str, key_id: str, now: datetime) -> Doc | None:
+        return await self.keys.find_one_and_update(
+            {"_id": key_id, "workspace_id": workspace_id},
+            {"$set": {"revoked": True, "revoked_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def has_number(self, *, workspace_id: str, number: str) -> bool:
+        return await self.numbers.find_one({"key": f"{workspace_id}:{number}"}) is not None
+
+    async def has_pool(self, *, workspace_id: str, pool: str) -> bool:
+        doc = await self.numbers.find_one({"workspace_id": workspace_id, "pool": pool})
+        return doc is not None
 
     # agents -------------------------------------------------------------------------------------
     async def insert_agent(self, doc: Doc) -> None:
@@ -97,7 +141,7 @@ class ApiRepository:
         if created_from or created_to:
             flt["created_at"] = {
                 **({"$gte": created_from} if created_from else {}),
-                **({"$lt": created_to} if created_to else {}),
+                **({"$lte": created_to} if created_to else {}),
             }
         total = await self.campaigns.count_documents(flt)
         cursor = self.campaigns.find(flt).sort("created_at", DESCENDING).skip(offset).limit(limit)
@@ -144,8 +188,102 @@ class ApiRepository:
         await self.campaigns.update_one({"_id": campaign_id}, {"$inc": inc})
 
     async def insert_leads(self, docs: list[Doc]) -> None:
+        """Idempotent: a redelivered batch leaves existing leads as they are."""
         if docs:
-            await self.leads.insert_many(docs, ordered=False)
+            try:
+                await self.leads.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
+
+    async def phone_map(self, *, campaign_id: str | None) -> dict[str, tuple[str, str]]:
+        """Every phone of the campaign's contacts → (task id, map document id). A handful of
+        documents per campaign (one per batch of contacts) instead of a multikey index on
+        10,000 leads, because a contact batch is written on the request path."""
+        if campaign_id is None:
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        async for d in self.phone_maps.find({"campaign_id": campaign_id}):
+            for phone, task_id in d.get("phones", {}).items():
+                out[phone] = (task_id, d["_id"])
+        return out
+
+    async def add_phone_map(self, *, campaign_id: str, phones: dict[str, str]) -> None:
+        if phones:
+            await self.phone_maps.insert_one(
+                # named after the batch's first task: unique, and stable for a retried batch
+                {
+                    "_id": f"{campaign_id}:{next(iter(phones.values()))}",
+                    "campaign_id": campaign_id,
+                    "phones": phones,
+                }
+            )
+
+    async def drop_phones(self, *, entries: list[tuple[str, str]]) -> None:
+        """Forget (map document id, phone) entries: those contacts left the campaign."""
+        by_doc: dict[str, list[str]] = {}
+        for doc_id, phone in entries:
+            by_doc.setdefault(doc_id, []).append(phone)
+        for doc_id, phones in by_doc.items():
+            await self.phone_maps.update_one(
+                {"_id": doc_id}, {"$unset": {f"phones.{p}": "" for p in phones}}
+            )
+
+    async def leads_by_id(self, *, campaign_id: str, lead_ids: list[str]) -> list[Doc]:
+        cursor = self.leads.find(
+            {"_id": {"$in": lead_ids}, "campaign_id": campaign_id},
+            {"phones": 1, "status": 1, "attempt": 1, "removed": 1},
+        )
+        return [d async for d in cursor]
+
+    async def mark_removed(self, *, lead_ids: list[str]) -> None:
+        await self.leads.update_many(
+            {"_id": {"$in": lead_ids}},
+            {"$set": {"removed": True, "status": "archived", "reason": "removed"}},
+        )
+
+    async def suppressed_among(self, *, org_id: str, phones: list[str]) -> set[str]:
+        """The opt-out hook: ``suppressed`` is meant to be the API's projection of the org's
+        opt-out list (owned by the disposition service). Nothing feeds it yet, so no number is
+        excluded today; the check is in place for when the suppression events exist."""
+        if not phones:
+            return set()
+        if await self.suppressed.estimated_document_count() == 0:
+            return set()
+        ids = [f"{org_id}:{p}" for p in phones]
+        return {
+            str(d["_id"]).split(":", 1)[1]
+            async for d in self.suppressed.find({"_id": {"$in": ids}}, {"_id": 1})
+        }
+
+    async def reserve_contacts(self, *, campaign_id: str, count: int, limit: int) -> Doc | None:
+        """Add ``count`` to the campaign total if it stays within ``limit`` (atomic)."""
+        return await self.campaigns.find_one_and_update(
+            {"_id": campaign_id, "total_contacts": {"$lte": limit - count}},
+            {"$inc": {"total_contacts": count}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def upsert_call(self, *, call_id: str, fields: Doc, on_insert: Doc | None = None) -> None:
+        update: Doc = {"$set": fields}
+        if on_insert:
+            update["$setOnInsert"] = on_insert
+        await self.calls.update_one({"_id": call_id}, update, upsert=True)
+
+    async def has_earlier_call(self, *, task_id: str, call_id: str) -> bool:
+        doc = await self.calls.find_one({"task_id": task_id, "_id": {"$ne": call_id}}, {"_id": 1})
+        return doc is not None
+
+    async def calls_of(self, *, task_id: str) -> list[Doc]:
+        cursor = self.calls.find({"task_id": task_id}).sort("started_at", ASCENDING)
+        return [c async for c in cursor]
+
+    async def lead(self, *, campaign_id: str, lead_id: str) -> Doc | None:
+        return await self.leads.find_one({"_id": lead_id, "campaign_id": campaign_id})
+
+    async def rate_of(self, *, workspace_id: str) -> float:
+        ws = await self.workspaces.find_one({"_id": workspace_id}, {"per_minute_rate": 1})
+        return float((ws or {}).get("per_minute_rate", 0.0))
 
     async def apply_lead(self, *, lead_id: str, seq: int, fields: Doc) -> None:
         try:
@@ -176,11 +314,22 @@ class ApiRepository:
         )
 
     async def leads_of(
-        self, *, campaign_id: str, status: str | None, limit: int, offset: int
+        self,
+        *,
+        campaign_id: str,
+        status: str | None,
+        limit: int,
+        offset: int,
+        disposition: str | None = None,
     ) -> tuple[list[Doc], int]:
         flt: Doc = {"campaign_id": campaign_id}
         if status:
             flt["status"] = status
+        if disposition:
+            flt["last_disposition"] = disposition
         total = await self.leads.count_documents(flt)
-        cursor = self.leads.find(flt).skip(offset).limit(limit)
+        cursor = self.leads.find(flt).sort("_id", ASCENDING).skip(offset).limit(limit)
         return [d async for d in cursor], int(total)
+
+    def all_leads(self, *, campaign_id: str) -> Any:
+        return self.leads.find({"campaign_id": campaign_id}).sort("_id", ASCENDING)

@@ -103,10 +103,19 @@ class CampaignIn(BaseModel):
     retry_outcomes: list[str] = Field(default_factory=lambda: ["no_answer", "busy", "failed"])
     priority: Literal["low", "normal", "high"] = "normal"
     max_slots: int | None = Field(None, ge=1, description="Campaign concurrency cap.")
-    from_number: str | None = Field(None, alias="from")
+    from_number: str | None = Field(
+        None, alias="from", description="Caller id: one of /v1/numbers (E.164)."
+    )
+    from_pool: str | None = Field(
+        None, max_length=64, description="Or a pool of /v1/numbers to call from."
+    )
     voicemail_action: Literal["hangup", "leave_message"] = "hangup"
     default_region: str | None = Field(
         None, min_length=2, max_length=2, description="Region for national-format numbers."
+    )
+    positive_dispositions: list[str] = Field(
+        default_factory=lambda: ["interested"],
+        description="Dispositions that count as a conversion in the campaign's metrics.",
     )
 
 
@@ -159,3 +168,8 @@ class AgentIn(BaseModel):
     greeting: str = Field("", examples=["Hi {{NAME}}, this is Maya from Acme."])
     system_prompt: str = ""
     voicemail_message: str = ""
+
+
+class ContactsRemove(BaseModel):
+    phones: list[str] = Field(min_length=1, max_length=10_000, examples=[["+919876543210"]])
+    default_region: str | None = Field(None, min_length=2, max_length=2)

@@ -27,7 +27,9 @@ class ApiSettings(ServiceSettings):
         "http://127.0.0.1:8084", description="Internal URL of the disposition service."
     )
     max_contacts: int = Field(10_000, description="Most contacts per campaign.")
-    contacts_per_event: int = Field(500, description="Contacts per ContactsAdded event.")
+    contacts_per_event: int = Field(
+        2000, description="Most contacts per ContactsAdded event (also capped at ~400 kB)."
+    )
     scheduler_seconds: float = Field(0.2, description="Real seconds between schedule checks.")
 
 

@@ -12,10 +12,10 @@ from dialer.settings import DialerSettings, get_settings
 from outbound_core.events import (
     CampaignCreated,
     CampaignStatusChanged,
+    CampaignUpdated,
     LeaseExpired,
     SuppressionAdded,
     SuppressionRemoved,
-    CampaignUpdated,
     TaskDispatched,
 )
 from outbound_core.service import Runtime, build_http_app, serve

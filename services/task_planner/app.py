@@ -10,6 +10,7 @@ from outbound_core.events import (
     CampaignStatusChanged,
     CampaignUpdated,
     ContactsAdded,
+    ContactsRemoved,
     DispositionRecorded,
     LeaseExpired,
     SuppressionAdded,
@@ -39,6 +40,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         CAMPAIGNS,
         (CampaignCreated, planner.on_campaign_created),
         (ContactsAdded, planner.on_contacts_added),
+        (ContactsRemoved, planner.on_contacts_removed),
         (CampaignStatusChanged, planner.on_status_changed),
         (CampaignUpdated, planner.on_campaign_updated),
     )

@@ -18,6 +18,7 @@ from outbound_core.events import (
     CampaignUpdated,
     CampaignWithdrawn,
     ContactsAdded,
+    ContactsRemoved,
     DialRequest,
     DispositionRecorded,
     Envelope,
@@ -25,6 +26,7 @@ from outbound_core.events import (
     LeaseExpired,
     TaskDispatched,
     TaskQueued,
+    TaskWithdrawn,
 )
 from outbound_core.kafka import EventBus
 from outbound_core.topics import ALLOCATOR, LEADS
@@ -242,6 +244,40 @@ class Planner:
             if new is not None:
                 await self._publish_lead(new, causation=env)
         log.info("campaign restarted", campaign_id=campaign_id, run=run)
+
+    async def on_contacts_removed(self, env: Envelope, ev: ContactsRemoved) -> None:
+        waiting = [*SCHEDULABLE_STATUSES, "queued"]
+        archived: Doc | None = None
+        for task in await self.repo.get_many(ev.task_ids):
+            if task["status"] not in waiting or task.get("history"):
+                continue  # already called (or already final): it keeps its data
+            new = await self.repo.transition(
+                task_id=task["_id"],
+                expect_status=waiting,
+                expect_attempt=task["attempt"],
+                set_fields={"status": "archived", "reason": "removed", "due_at": None},
+            )
+            if new is None:
+                continue
+            if task["status"] == "queued":
+                await self.bus.emit(
+                    ALLOCATOR,
+                    TaskWithdrawn(
+                        task_id=task["_id"],
+                        campaign_id=ev.campaign_id,
+                        attempt=task["attempt"],
+                        reason="removed",
+                    ),
+                    key=env.org_id,
+                    org_id=env.org_id,
+                    workspace_id=env.workspace_id,
+                    causation=env,
+                    dedupe_parts=(env.id, task["_id"]),
+                )
+            await self._publish_lead(new, causation=env)
+            archived = new
+        if archived is not None and self._running(ev.campaign_id):
+            await self._check_drained(env, archived)
 
     async def on_status_changed(self, env: Envelope, ev: CampaignStatusChanged) -> None:
         await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields={"status": ev.status})
