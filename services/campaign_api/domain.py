@@ -52,6 +52,8 @@ def normalise_contacts(
     out = NormalisedContacts()
     seen: set[str] = set()
     for i, raw in enumerate(raw_contacts):
+        # Known columns are matched whatever their case ("Name", "TIMEZONE").
+        known = {k.strip().lower(): v for k, v in raw.items() if k.strip().lower() in RESERVED}
         phone_fields = _phone_fields(raw)
         if not phone_fields:
             out.issues.append(ContactIssue(i, "phone", "a contact needs phone or phone1…phone10"))
@@ -72,7 +74,7 @@ def normalise_contacts(
                 phones.append(e164)
         if bad:
             continue
-        tz = raw.get("timezone")
+        tz = known.get("timezone")
         if tz:
             try:
                 ZoneInfo(str(tz))
@@ -83,7 +85,7 @@ def normalise_contacts(
             out.duplicates += 1
             continue
         seen.add(phones[0])
-        sim = raw.get("sim_outcomes") or []
+        sim = known.get("sim_outcomes") or []
         if isinstance(sim, str):
             sim = [s.strip() for s in sim.split(",") if s.strip()]
         variables = {
@@ -91,12 +93,12 @@ def normalise_contacts(
             for k, v in raw.items()
             if k.lower() not in RESERVED and not _PHONE_COL.match(k.lower())
         }
-        if raw.get("email"):
-            variables["EMAIL"] = str(raw["email"])
+        if known.get("email"):
+            variables["EMAIL"] = str(known["email"])
         out.contacts.append(
             {
                 "phones": phones,
-                "name": str(raw.get("name") or ""),
+                "name": str(known.get("name") or ""),
                 "timezone": str(tz) if tz else None,
                 "variables": variables,
                 "sim_outcomes": [str(s) for s in sim],

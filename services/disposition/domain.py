@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,9 +83,10 @@ def canonical_label(raw: str | None) -> tuple[str | None, bool]:
     """Map a provider label onto a canonical one; returns (label, is_custom)."""
     if raw is None or not raw.strip():
         return None, False
-    key = raw.strip().lower()
-    key = ALIASES.get(key, key)
-    key = ALIASES.get(key.replace("-", "_"), key.replace("-", "_").replace(" ", "_"))
+    text = raw.strip().lower()
+    # Spaces, hyphens and underscores are one separator: "Do Not Call" is do_not_call.
+    key = re.sub(r"[\s_-]+", "_", text)
+    key = ALIASES.get(text, ALIASES.get(key, key))
     if key in CANONICAL:
         return key, False
     return key, True

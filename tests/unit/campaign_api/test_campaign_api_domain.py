@@ -161,13 +161,6 @@ def test_sim_outcomes(sim: object, expected: list[str]) -> None:
     assert "SIM_OUTCOMES" not in out.contacts[0]["variables"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: reserved columns are excluded from variables case-insensitively "
-    "(k.lower() in RESERVED) but read case-sensitively (raw.get('name'), "
-    "raw.get('timezone'), raw.get('email')), so 'Name'/'Email'/'Timezone' "
-    "columns are silently dropped and an invalid 'Timezone' is not reported",
-    strict=True,
-)
 def test_reserved_columns_any_case() -> None:
     out = normalise_contacts(
         [{"Phone": P1, "Name": "Ada", "Email": "a@x.io", "Timezone": "Europe/Paris"}]

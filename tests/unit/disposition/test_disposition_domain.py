@@ -53,13 +53,6 @@ def test_alias_examples(raw: str, label: str) -> None:
     assert canonical_label(raw) == (label, False)
 
 
-@pytest.mark.xfail(
-    reason="BUG: canonical_label turns spaces into '_' only after the last alias "
-    "lookup, so space-separated forms of underscore aliases ('Do Not Call', "
-    "'answering machine', 'opted out', 'not answered') become custom labels; a "
-    "'Do Not Call' outcome is then not an opt_out",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("raw", "label"),
     [
