@@ -23,7 +23,7 @@ from tests.e2e.planner_support import (
 )
 
 pytestmark = pytest.mark.e2e
-SLACK = timedelta(minutes=5)  # virtual: 83 ms of real time at 3600x
+SLACK = timedelta(minutes=15)  # virtual: 250 ms of real time at 3600x (seen: 8 min at load 25)
 
 NY, LA, KOLKATA = (ZoneInfo(z) for z in ("America/New_York", "America/Los_Angeles", "Asia/Kolkata"))
 
