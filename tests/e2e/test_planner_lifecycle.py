@@ -71,8 +71,15 @@ def test_pause_lets_calls_finish_places_no_new_ones_and_resume_completes(
         timeout=60,
         message="outcomes of the calls in flight",
     )
-    waiting = {d["id"]: d["status"] for d in leads(api, cid).values() if d["id"] not in called}
-    assert set(waiting.values()) <= {"pending", "waiting_retry"}, waiting
+    # The rest wait: a dispatch already on its way is refused by the dialer and comes back.
+    wait_until(
+        lambda: (
+            {d["status"] for d in leads(api, cid).values() if d["id"] not in called}
+            <= {"pending", "waiting_retry"}
+        ),
+        timeout=60,
+        message="the others waiting",
+    )
 
     assert act(api, cid, "resume").status_code == 200
     wait_status(api, cid, "completed", timeout=180)

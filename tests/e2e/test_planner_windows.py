@@ -23,7 +23,7 @@ from tests.e2e.planner_support import (
 )
 
 pytestmark = pytest.mark.e2e
-SLACK = timedelta(minutes=5)  # virtual: 83 ms of real time at 3600x
+SLACK = timedelta(minutes=15)  # virtual: 250 ms of real time at 3600x (seen: 8 min at load 25)
 
 NY, LA, KOLKATA = (ZoneInfo(z) for z in ("America/New_York", "America/Los_Angeles", "Asia/Kolkata"))
 
@@ -72,8 +72,9 @@ def test_each_recipient_is_called_only_inside_their_local_hours(
         assert all(b - a >= timedelta(minutes=30) for a, b in itertools.pairwise(placed))
         assert by_name[name]["status"] == "not_reachable" and by_name[name]["attempts"] == 3
     # The dialer's last-moment guard may refuse a dispatch that reached it just after a window
-    # closed (at 3600x a broker hop is minutes of virtual time); it is never dialled.
-    assert all(a["reason"] == "outside_window" for a in aborts(stack, cid))
+    # closed (at 3600x a broker hop is minutes of virtual time)
+    # (or after its lease ran out, on a loaded machine); such a dispatch is never dialled.
+    assert {a["reason"] for a in aborts(stack, cid)} <= {"outside_window", "lease_expired"}
 
 
 def test_scheduled_campaign_calls_only_between_start_and_end(
