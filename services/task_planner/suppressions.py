@@ -78,5 +78,5 @@ class SuppressionHandlers:
                 dedupe_parts=(task["_id"], task["attempt"], OPTED_OUT),
             )
         await self.planner._publish_lead(new, causation=env)
-        await self.planner._check_drained(env, new["campaign_id"])
+        await self.planner._check_drained(env, new)
         return True

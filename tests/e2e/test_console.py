@@ -99,8 +99,12 @@ def test_console_campaign_page_updates_live(
     page.wait_for_selector("#c-status.paused")
     assert api.get(f"/v1/campaigns/{campaign['id']}").json()["status"] == "paused"
 
-    page.click("#leads tbody tr >> nth=0")
-    page.wait_for_selector("#h-history:not([hidden])")
+    # Per-lead call history with the transcript of the conversation.
+    page.click("#leads tbody tr:has-text('interested') >> nth=0")
+    page.wait_for_selector("#history .call pre")
+    assert "interested" in page.text_content("#history")
+    assert page.locator("#history .call pre").first.text_content().strip()
+    assert page.locator("#trend polyline").count() == 1
 
     page.click("#home")
     page.wait_for_selector("#list-view:not([hidden])")

@@ -103,6 +103,9 @@ def campaign(hapi: httpx.Client) -> dict[str, Any]:
         },
     )
     assert agent.status_code == 201, agent.text
+    # The caller id must be one of the workspace's numbers.
+    number = hapi.post("/v1/numbers", json={"number": "+12127360000"})
+    assert number.status_code in (201, 409), number.text
     created = hapi.post(
         "/v1/campaigns",
         json={

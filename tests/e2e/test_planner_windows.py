@@ -84,7 +84,7 @@ def test_scheduled_campaign_calls_only_between_start_and_end(
     start = (clock.now() + timedelta(hours=3)).replace(second=0, microsecond=0)
     end = start + timedelta(hours=15)
     contacts = [
-        {"phone": f"+1212736500{i}", "name": f"s{i}", "sim_outcomes": "no_answer"} for i in range(3)
+        {"phone": f"+1212736700{i}", "name": f"s{i}", "sim_outcomes": "no_answer"} for i in range(3)
     ]
     c = create(
         api,

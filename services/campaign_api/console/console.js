@@ -61,9 +61,11 @@ function drawTrend(points) {
 }
 
 function trendPoints(c) {
-  const daily = c.metrics && (c.metrics.daily || c.metrics.per_day);
-  if (Array.isArray(daily)) return daily.map((d) => ({ value: d.cost ?? d.calls ?? 0 }));
-  return [{ value: (c.metrics && c.metrics.cost) || 0 }];
+  // The last 30 days: cost (minutes x the workspace's per-minute rate), or minutes if no rate.
+  const m = c.metrics || {};
+  const rate = m.per_minute_rate || 0;
+  if (Array.isArray(m.daily)) return m.daily.map((d) => ({ value: rate ? d.minutes * rate : d.minutes }));
+  return [{ value: m.cost || 0 }];
 }
 
 async function renderHistory(campaignId, leadId) {
