@@ -445,6 +445,11 @@ class Planner:
             "last_disposition": nxt.final_disposition or disposition,
             "reason": None,
         }
+        ended = self.campaigns.get(task["campaign_id"], {}).get("status")
+        if nxt.due_at is not None and ended in ("stopped", "completed"):
+            # The campaign ended while this call was in flight: nothing may follow it, and
+            # the stop only archived what was waiting at that moment.
+            fields.update(status="archived", due_at=None, reason=ended)
         history = {
             "attempt": attempt,
             "call_id": call_id,
@@ -463,10 +468,10 @@ class Planner:
         if new is None:
             return
         await self._publish_lead(new, causation=env)
-        if nxt.due_at is not None and self._running(new["campaign_id"]):
-            self.timer.push(nxt.due_at, task_id)
+        if fields["due_at"] is not None and self._running(new["campaign_id"]):
+            self.timer.push(fields["due_at"], task_id)
             self.kick()
-        if nxt.due_at is None:
+        if fields["due_at"] is None:
             await self._check_drained(env, new)
 
     async def _check_drained(self, env: Envelope | None, task: Doc) -> None:
