@@ -65,6 +65,18 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+def env_names(service: str) -> set[str]:
+    """Every environment variable ``service`` (e.g. ``"dialer"``) reads: the shared ones and
+    its own."""
+    names = {_env_name(n, f, "") for n, f in ServiceSettings.model_fields.items()}
+    for name, module, cls_name in SERVICES:
+        if name == service:
+            cls: type[ServiceSettings] = getattr(importlib.import_module(module), cls_name)
+            prefix = str(cls.model_config.get("env_prefix", ""))
+            return names | {_env_name(n, f, prefix) for n, f in cls.model_fields.items()}
+    raise KeyError(f"no service {service!r}; known: {[s for s, _, _ in SERVICES]}")
+
+
 START, END = "<!-- config:start -->", "<!-- config:end -->"
 
 
