@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from campaign_api.auth import Auth
-from campaign_api.problems import Problem
+from campaign_api.proxy import forward
 
 router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])
 
@@ -25,29 +24,14 @@ class SuppressionsIn(BaseModel):
 async def _forward(
     request: Request, who: Auth, method: str, path: str, body: dict[str, Any] | None = None
 ) -> Response:
-    client: httpx.AsyncClient = request.app.state.disposition_client
-    try:
-        upstream = await client.request(
-            method,
-            f"/internal/v1/suppressions{path}",
-            json=body,
-            headers={
-                "X-Outbound-Org-Id": who.org_id,
-                "X-Outbound-Workspace-Id": who.workspace_id,
-            },
-        )
-    except httpx.HTTPError as exc:
-        raise Problem(
-            503, "Service unavailable", f"disposition service unreachable: {exc}"
-        ) from exc
-    if upstream.status_code >= 400:
-        try:
-            detail = upstream.json().get("detail", upstream.text)
-        except ValueError:
-            detail = upstream.text
-        raise Problem(upstream.status_code, "Suppression request rejected", str(detail))
-    return Response(
-        upstream.content, status_code=upstream.status_code, media_type="application/json"
+    return await forward(
+        request.app.state.disposition_client,
+        method,
+        f"/internal/v1/suppressions{path}",
+        who=who,
+        service="disposition",
+        rejected="Suppression request rejected",
+        json=body,
     )
 
 

@@ -3,41 +3,25 @@ subscriptions, secrets and deliveries (campaign-api never stores them)."""
 
 from __future__ import annotations
 
-import httpx
 from fastapi import APIRouter, Request, Response
 
 from campaign_api.auth import Auth
-from campaign_api.problems import Problem
+from campaign_api.proxy import forward
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 async def _forward(request: Request, who: Auth, path: str) -> Response:
-    client: httpx.AsyncClient = request.app.state.webhook_client
-    try:
-        upstream = await client.request(
-            request.method,
-            f"/internal/v1/webhooks{path}",
-            content=await request.body(),
-            params=request.query_params,
-            headers={
-                "X-Outbound-Org-Id": who.org_id,
-                "X-Outbound-Workspace-Id": who.workspace_id,
-                "Content-Type": request.headers.get("content-type", "application/json"),
-            },
-        )
-    except httpx.HTTPError as exc:
-        raise Problem(503, "Service unavailable", f"webhook service unreachable: {exc}") from exc
-    if upstream.status_code >= 400:
-        try:
-            detail = upstream.json().get("detail", upstream.text)
-        except ValueError:
-            detail = upstream.text
-        raise Problem(upstream.status_code, "Webhook request rejected", str(detail))
-    return Response(
-        upstream.content,
-        status_code=upstream.status_code,
-        media_type=upstream.headers.get("content-type"),
+    return await forward(
+        request.app.state.webhook_client,
+        request.method,
+        f"/internal/v1/webhooks{path}",
+        who=who,
+        service="webhook",
+        rejected="Webhook request rejected",
+        content=await request.body(),
+        params=request.query_params,
+        content_type=request.headers.get("content-type", "application/json"),
     )
 
 
