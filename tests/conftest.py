@@ -1,10 +1,9 @@
-"""Shared fixtures. The end-to-end stack starts once per session: the embedded broker and
-database (or the servers named by KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL) and the six services,
+"""Shared fixtures. The end-to-end stack starts once per session: the broker and database
+(named by KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL, in containers, or embedded) and the six services,
 on free ports, sharing a fast virtual clock."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from outbound_core.devstack import DevStack
-from outbound_core.embedded import embedded_kafka, embedded_mongo, free_port, start_and_wait
+from tests.support.infra import broker_and_database
 
 CLOCK_SPEED = 3600.0  # one virtual hour per real second
 CLOCK_START = "2026-03-02T15:00:00+00:00"  # a Monday, 10:00 in New York
@@ -30,27 +29,9 @@ class Infra:
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    """The broker and database: external ones when KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL are
-    set, otherwise the embedded servers on free ports."""
-    data_dir: Path = tmp_path_factory.mktemp("infra")
-    procs = []
-    kafka_url = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    mongo_url = os.environ.get("MONGODB_URL")
-    try:
-        if not kafka_url:
-            port = free_port()
-            procs.append(embedded_kafka(port, data_dir))
-            start_and_wait(procs[-1], port)
-            kafka_url = f"127.0.0.1:{port}"
-        if not mongo_url:
-            port = free_port()
-            procs.append(embedded_mongo(port, data_dir))
-            start_and_wait(procs[-1], port)
-            mongo_url = f"mongodb://127.0.0.1:{port}"
+    """The broker and database (see tests/support/infra.py for where they come from)."""
+    with broker_and_database(tmp_path_factory.mktemp("infra")) as (kafka_url, mongo_url):
         yield Infra(kafka_url=kafka_url, mongo_url=mongo_url)
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
 
 
 @pytest.fixture(scope="session")
