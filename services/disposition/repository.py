@@ -19,6 +19,7 @@ class DispositionRepository:
         self.dispositions = db["dispositions"]
         self.suppressions = db["suppressions"]
         self.breakers = db["breakers"]
+        self.expiries = db["lease_expiries"]
 
     async def ensure_indexes(self) -> None:
         await self.suppressions.create_index([("org_id", 1), ("phone", 1)], unique=True)
@@ -72,6 +73,14 @@ class DispositionRepository:
             return_document=ReturnDocument.AFTER,
         )
         return list(doc.get("recent", [])) if doc else [failed]
+
+    async def note_expiry(self, *, lease_id: str, doc: Doc) -> bool:
+        """Remember a lease expiry once; False if it was noted before (a redelivery)."""
+        try:
+            await self.expiries.insert_one({"_id": lease_id, **doc})
+            return True
+        except DuplicateKeyError:
+            return False
 
     async def trip(self, *, campaign_id: str, at: datetime) -> None:
         # A fresh window after a trip: a resumed campaign must fail anew to trip again.

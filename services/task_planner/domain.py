@@ -9,8 +9,10 @@ closed the previous one ended; a pass retries only the phones whose last outcome
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from outbound_core.windows import CallingWindow, Closed
 
@@ -241,3 +243,12 @@ class DecisionCache:
         d = decide(window, self.now, recheck=self.recheck)
         self._memo[id(window)] = (window, d)
         return d
+
+
+def caller_numbers(campaign: Mapping[str, Any]) -> list[str]:
+    """The pool a campaign's calls go out on: its resolved pool, else its single `from`
+    number, else none (the provider's default caller id)."""
+    pool = list(campaign.get("caller_numbers") or ())
+    if not pool and campaign.get("from_number"):
+        pool = [str(campaign["from_number"])]
+    return pool
