@@ -244,3 +244,53 @@ def test_circuit_breaker_pauses_a_campaign_whose_provider_fails(
     wait_until(paused_hook, timeout=60, message="status webhook")
     api.patch(f"/v1/campaigns/{cid}", json={"action": "stop"})
     api.delete(f"/v1/webhooks/{hook.json()['id']}")
+
+
+def test_a_suppressed_secondary_phone_is_skipped_and_the_contact_goes_on(
+    api: httpx.Client, stack: DevStack
+) -> None:
+    """Suppression is per number, not per contact: the rotation skips the opted-out phone and
+    reaches the contact on the next one; only a contact with every phone suppressed ends.
+    The numbers are suppressed after the tasks exist and before the start, so that either
+    the planner (suppression event) or the dialer's guard (refused dispatch) skips them."""
+    a1, a2, a3 = "+12127365601", "+12127365602", "+12127365603"
+    b1, b2 = "+12127365611", "+12127365612"  # the last phone of each pass is suppressed
+    c1, c2 = "+12127365621", "+12127365622"  # every phone suppressed: the contact ends
+    contacts = [
+        {
+            "phone1": a1,
+            "phone2": a2,
+            "phone3": a3,
+            "name": "Ann",
+            "sim_outcomes": "no_answer,interested",
+        },
+        {"phone1": b1, "phone2": b2, "name": "Bob", "sim_outcomes": "no_answer"},
+        {"phone1": c1, "phone2": c2, "name": "Cy", "sim_outcomes": "interested"},
+    ]
+    body = {
+        "name": "suppressed-phones",
+        "script_id": _agent(api),
+        "language": "en-US",
+        "contacts": contacts,
+        "calling_hours": ALL_DAY,
+        "max_attempts": 2,
+        "retry_interval_minutes": 60,
+    }
+    r = api.post("/v1/campaigns", json=body)
+    assert r.status_code == 201, r.text
+    cid = str(r.json()["id"])
+    r = api.post("/v1/suppressions", json={"phones": [a2, b2, c1, c2]})
+    assert r.status_code == 200, r.text
+    assert api.patch(f"/v1/campaigns/{cid}", json={"action": "start"}).status_code == 200
+    _completed(api, cid, timeout=180)
+    with MongoClient(stack.mongo_url) as mongo:
+        calls = list(mongo["outbound_dialer"]["calls"].find({"campaign_id": cid}))
+    dialled = [c["phone"] for c in calls]
+    assert not {a2, b2, c1, c2} & set(dialled), dialled  # never a suppressed number
+    assert a1 in dialled and a3 in dialled  # Ann reached on her third phone
+    assert dialled.count(b1) == 2  # Bob: both passes on his one usable phone
+    leads = {lead["name"]: lead for lead in api.get(f"/v1/campaigns/{cid}/leads").json()["data"]}
+    assert leads["Ann"]["last_disposition"] == "interested", leads["Ann"]
+    assert leads["Ann"]["current_phone"] == a3
+    assert leads["Bob"]["status"] == "not_reachable", leads["Bob"]
+    assert leads["Cy"]["status"] == "archived", leads["Cy"]
