@@ -441,13 +441,15 @@ def test_two_allocators_share_orgs_and_one_takes_over_when_the_other_dies(
     owners = mongo["outbound_slot_allocator"]["org_owners"]
     first = slots_stack.services["slot-allocator"]
     try:
-        wait_until(
-            lambda: (
-                httpx.get(f"http://127.0.0.1:{second.port}/readyz", timeout=2).status_code == 200
-            ),
-            timeout=240,
-            message="second allocator ready",
-        )
+
+        def second_ready() -> bool:
+            try:
+                url = f"http://127.0.0.1:{second.port}/readyz"
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(second_ready, timeout=240, message="second allocator ready")
         for t in tenants:
             assert t.admin.put("/v1/slots", json={"total_slots": 2}).status_code == 200
 
