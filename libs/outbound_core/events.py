@@ -331,6 +331,10 @@ class DispositionRecorded(Payload):
     raw_outcome: str | None = None
     connected: bool = False
     terminal: bool = False
+    custom: bool = Field(
+        False,
+        description="A custom label (defined per workspace); retried when not terminal.",
+    )
     callback_at: datetime | None = None
     duration_seconds: float = 0.0
     turns: int = 0

@@ -51,6 +51,7 @@ class DispatchPool(Ticker):
         self.sweep_seconds = sweep_seconds
         self.drain_seconds = drain_seconds
         self.limit = limit
+        self._closing = False
 
     @property
     def busy(self) -> int:
@@ -62,6 +63,11 @@ class DispatchPool(Ticker):
     async def submit(self, key: Key, call_id: str, work: Awaitable[None]) -> None:
         """Start ``work`` once fewer than ``limit`` are running; returns when it has started."""
         await self.settle(key)  # a redelivery of an attempt in progress waits for it
+        if self._closing:
+            # shutting down: work in the consumer's own call, which the broker waits for
+            # before it closes the producer
+            await self._work(work)
+            return
         await self._free.acquire()
         task = asyncio.create_task(self._work(work), name=call_id)
         self._tasks[key] = task
@@ -93,6 +99,7 @@ class DispatchPool(Ticker):
 
     async def stop(self) -> None:
         """Before the broker stops: let dispatches in progress finish (they publish)."""
+        self._closing = True
         pending = list(self._tasks.values())
         if pending:
             log.info("waiting for dispatches in progress", count=len(pending))

@@ -18,7 +18,7 @@ def build_app(settings: DispositionSettings) -> FastAPI:
     rt.startup.append(repo.ensure_indexes)
     rt.consume(CALLS, (CallEnded, handlers.on_call_ended))
     rt.consume(DISPATCH, (LeaseExpired, handlers.on_lease_expired))  # calls that never ended
-    app = build_http_app(rt, api.router, title="Outbound disposition")
+    app = build_http_app(rt, api.router, api.labels_router, title="Outbound disposition")
     app.state.repo = repo
     return app
 

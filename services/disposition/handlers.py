@@ -71,6 +71,7 @@ class DispositionHandlers:
                 raw_outcome=existing["raw_outcome"],
                 connected=existing["connected"],
                 terminal=existing["terminal"],
+                custom=bool(existing.get("custom")),
                 callback_at=existing["callback_at"],
                 duration_seconds=existing["duration_seconds"],
                 turns=existing["turns"],
@@ -116,7 +117,10 @@ class DispositionHandlers:
             callback_at=call.callback_at,
             transcript=call.transcript,
             ended_at=call.ended_at,
-            custom_labels=self.settings.labels_for(env.workspace_id),
+            custom_labels={
+                **self.settings.labels_for(env.workspace_id),
+                **await self.repo.labels_of(workspace_id=env.workspace_id),
+            },
         )
         if d.why == "unknown_label":
             log.warning("unknown outcome label kept as custom", label=d.label, call_id=call.call_id)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -383,6 +383,7 @@ class Planner:
             callback_at=ev.callback_at,
             ended_at=self.clock.now(),
             call_id=ev.call_id,
+            retryable=ev.custom and not ev.terminal,
         )
 
     async def _resolve_attempt(
@@ -396,6 +397,7 @@ class Planner:
         callback_at: datetime | None,
         ended_at: datetime,
         call_id: str | None,
+        retryable: bool = False,
     ) -> None:
         task = await self.repo.get(task_id)
         if task is None:
@@ -428,6 +430,8 @@ class Planner:
             retry_interval_minutes=campaign.get("retry_interval_minutes", 240),
             retry_outcomes=campaign.get("retry_outcomes", ["no_answer", "busy", "failed"]),
         )
+        if retryable:  # a custom label its workspace defined as retryable
+            policy = replace(policy, retry_outcomes=policy.retry_outcomes | {disposition})
         nxt: Next = after_attempt(
             policy=policy,
             pos=_position(task),

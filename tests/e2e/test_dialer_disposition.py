@@ -294,3 +294,55 @@ def test_a_suppressed_secondary_phone_is_skipped_and_the_contact_goes_on(
     assert leads["Ann"]["current_phone"] == a3
     assert leads["Bob"]["status"] == "not_reachable", leads["Bob"]
     assert leads["Cy"]["status"] == "archived", leads["Cy"]
+
+
+def test_the_circuit_breaker_counts_calls_that_never_end(api: httpx.Client) -> None:
+    """A provider that accepts calls and never reports them: every lease expires, and the
+    expiries trip the breaker like failed calls would."""
+    contacts = [
+        {"phone": f"+121273657{i:02d}", "name": f"H{i}", "sim_outcomes": "hang"} for i in range(22)
+    ]
+    cid = _run(api, contacts, max_attempts=1)
+    paused = wait_until(
+        lambda: (c := api.get(f"/v1/campaigns/{cid}").json())["status"] == "paused" and c,
+        timeout=180,
+        message="campaign paused by the circuit breaker",
+    )
+    assert paused["status_reason"] == "circuit_breaker"
+    assert paused["calls_connected"] == 0
+    api.patch(f"/v1/campaigns/{cid}", json={"action": "stop"})
+
+
+def test_workspace_custom_labels_are_terminal_or_retryable(api: httpx.Client) -> None:
+    bad = api.put("/v1/dispositions/labels", json={"labels": {"Not Interested": "terminal"}})
+    assert bad.status_code == 422, bad.text
+    assert "canonical" in bad.json()["detail"]
+    r = api.put(
+        "/v1/dispositions/labels",
+        json={"labels": {"Booked Demo": "terminal", "ring_back_later": "retryable"}},
+    )
+    assert r.status_code == 200, r.text
+    assert api.get("/v1/dispositions/labels").json()["labels"] == {
+        "booked_demo": "terminal",
+        "ring_back_later": "retryable",
+    }
+    try:
+        contacts = [
+            {"phone": "+12127365801", "name": "Re", "sim_outcomes": "ring_back_later,booked_demo"},
+            {"phone": "+12127365802", "name": "Bo", "sim_outcomes": "booked_demo"},
+        ]
+        cid = _run(
+            api,
+            contacts,
+            max_attempts=2,
+            retry_interval_minutes=1,
+            positive_dispositions=["booked_demo"],
+        )
+        done = _completed(api, cid, timeout=180)
+        assert done["disposition_summary"] == {"ring_back_later": 1, "booked_demo": 2}
+        assert done["conversions"] == 2
+        leads = _leads(api, cid)
+        assert leads["+12127365801"]["attempts"] == 2  # retryable: tried again
+        assert leads["+12127365802"]["attempts"] == 1  # terminal: done
+    finally:
+        api.put("/v1/dispositions/labels", json={"labels": {}})

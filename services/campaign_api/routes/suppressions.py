@@ -25,11 +25,18 @@ class SuppressionsIn(BaseModel):
 async def _forward(
     request: Request, who: Auth, method: str, path: str, body: dict[str, Any] | None = None
 ) -> Response:
+    return await forward(request, who, method, f"/internal/v1/suppressions{path}", body)
+
+
+async def forward(
+    request: Request, who: Auth, method: str, path: str, body: dict[str, Any] | None = None
+) -> Response:
+    """Pass an authenticated request on to the disposition service's internal API."""
     client: httpx.AsyncClient = request.app.state.disposition_client
     try:
         upstream = await client.request(
             method,
-            f"/internal/v1/suppressions{path}",
+            path,
             json=body,
             headers={
                 "X-Outbound-Org-Id": who.org_id,
@@ -45,7 +52,7 @@ async def _forward(
             detail = upstream.json().get("detail", upstream.text)
         except ValueError:
             detail = upstream.text
-        raise Problem(upstream.status_code, "Suppression request rejected", str(detail))
+        raise Problem(upstream.status_code, "Request rejected", str(detail))
     return Response(
         upstream.content, status_code=upstream.status_code, media_type="application/json"
     )
