@@ -491,7 +491,11 @@ def test_two_allocators_share_orgs_and_one_takes_over_when_the_other_dies(
             tasks = [d["task_id"] for d in leases]
             calls = list(mongo["outbound_simulator"]["sim_calls"].find({"task_id": {"$in": tasks}}))
             assert len(calls) == len({(c["task_id"], c["attempt"]) for c in calls}) == 6
-            assert t.admin.get(f"/v1/campaigns/{cid}").json()["calls_made"] == 6
+            wait_until(  # the API's counters are a projection: they may trail the status
+                lambda t=t, c=cid: t.admin.get(f"/v1/campaigns/{c}").json()["calls_made"] == 6,
+                timeout=60,
+                message="calls_made counted",
+            )
     finally:
         for t in tenants:
             t.close()

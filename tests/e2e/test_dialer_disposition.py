@@ -340,7 +340,7 @@ def test_workspace_custom_labels_are_terminal_or_retryable(api: httpx.Client) ->
         )
         done = _completed(api, cid, timeout=180)
         assert done["disposition_summary"] == {"ring_back_later": 1, "booked_demo": 2}
-        assert done["conversions"] == 2
+        assert done["metrics"]["conversions"] == 2
         leads = _leads(api, cid)
         assert leads["+12127365801"]["attempts"] == 2  # retryable: tried again
         assert leads["+12127365802"]["attempts"] == 1  # terminal: done
