@@ -423,6 +423,7 @@ def _tenants_on_every_partition(
     return [Tenant(stack, mongo, tag) for _, tag in sorted(tags.items())]
 
 
+@pytest.mark.timeout(900)  # a second instance, a rebalance and a session timeout
 def test_two_allocators_share_orgs_and_one_takes_over_when_the_other_dies(
     slots_stack: DevStack, mongo: MongoClient[Doc]
 ) -> None:
