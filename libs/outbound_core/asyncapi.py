@@ -33,6 +33,7 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
         ev.TaskQueued,
         ev.TaskWithdrawn,
         ev.CampaignWithdrawn,
+        ev.CampaignStatusChanged,
         ev.LeaseReleased,
         ev.SlotsConfigured,
     ),

@@ -119,6 +119,15 @@ class CampaignCreated(Payload):
     priority: Priority = "normal"
     max_slots: int | None = Field(None, description="Campaign slot cap; None = workspace limit.")
     from_number: str | None = None
+    caller_numbers: list[str] = Field(
+        default_factory=list,
+        description="Caller ids to call from: the `from` number, or every number of the "
+        "campaign's pool (`from_pool`) when it was created; empty = the provider's default.",
+    )
+    caller_cps: dict[str, float] = Field(
+        default_factory=dict,
+        description="Calls-per-second limit of each caller id that has one (from /v1/numbers).",
+    )
     voicemail_action: Literal["hangup", "leave_message"] = "hangup"
     total_contacts: int = 0
 
@@ -183,6 +192,11 @@ class TaskQueued(Payload):
         default_factory=list,
         description="The campaign's caller-number pool; the allocator picks one per call (round "
         "robin, within each number's calls-per-second limit) and sets dial.from_number.",
+    )
+    caller_cps: dict[str, float] = Field(
+        default_factory=dict,
+        description="Calls-per-second limit of pool numbers (from /v1/numbers); the org's slot "
+        "settings (`number_cps`) take precedence.",
     )
     dial: DialRequest
 
@@ -317,6 +331,10 @@ class DispositionRecorded(Payload):
     raw_outcome: str | None = None
     connected: bool = False
     terminal: bool = False
+    custom: bool = Field(
+        False,
+        description="A custom label (defined per workspace); retried when not terminal.",
+    )
     callback_at: datetime | None = None
     duration_seconds: float = 0.0
     turns: int = 0

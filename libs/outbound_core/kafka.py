@@ -184,6 +184,8 @@ class Consumer:
     handlers: Mapping[str, tuple[type[Payload], Handler]]
     group_id: str
     fallback: Callable[[bytes, KafkaMessage], Awaitable[None]] | None = None
+    listener: Any = None  # an aiokafka ConsumerRebalanceListener, for services that own state
+    subscriber: Any = None
     _failures: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def register(self) -> None:
@@ -195,8 +197,10 @@ class Consumer:
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=max(1000, self.settings.kafka_session_timeout_ms // 5),
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            **({"listener": self.listener} if self.listener is not None else {}),
         )
         sub(self._on_message)
+        self.subscriber = sub
 
     async def _on_message(self, msg: KafkaMessage) -> None:
         record = msg.raw_message

@@ -105,8 +105,10 @@ class Runtime:
         topic: Topic,
         *handlers: tuple[type[Payload], Handler],
         fallback: Callable[..., Awaitable[None]] | None = None,
+        listener: Any = None,
     ) -> Consumer:
-        """Subscribe this service (its own consumer group) to ``topic``."""
+        """Subscribe this service (its own consumer group) to ``topic``; ``listener`` (an
+        aiokafka ``ConsumerRebalanceListener``) hears of partitions assigned and revoked."""
         consumer = Consumer(
             broker=self.broker,
             bus=self.bus,
@@ -115,6 +117,7 @@ class Runtime:
             handlers={model.TYPE: (model, fn) for model, fn in handlers},
             group_id=f"{self.settings.service_name}.{topic.name}",
             fallback=fallback,
+            listener=listener,
         )
         consumer.register()
         self.consumers.append(consumer)

@@ -46,7 +46,7 @@ from outbound_core.ids import new_id
 from outbound_core.kafka import EventBus
 from outbound_core.outbox import Outbox, Outgoing
 from outbound_core.phones import InvalidPhone, normalize_e164
-from outbound_core.topics import CAMPAIGNS
+from outbound_core.topics import ALLOCATOR, CAMPAIGNS
 
 log = structlog.get_logger(__name__)
 EVENT_BYTES = 400_000  # estimated payload bytes per ContactsAdded event
@@ -94,6 +94,16 @@ class CampaignService:
                 [{"field": "contacts", "message": "too many contacts"}],
             )
         from_number = await self._check_caller(who, body.from_number, body.from_pool)
+        callers: list[str] = []
+        caller_cps: dict[str, float] = {}
+        if from_number is not None or body.from_pool is not None:
+            for d in await self.repo.caller_numbers(
+                workspace_id=who.workspace_id, number=from_number, pool=body.from_pool
+            ):
+                if d["number"] not in callers:
+                    callers.append(d["number"])
+                if d.get("calls_per_second"):
+                    caller_cps[d["number"]] = float(d["calls_per_second"])
         sched = body.schedule
         start = end = None
         if sched is not None:
@@ -174,6 +184,8 @@ class CampaignService:
             priority=body.priority,
             max_slots=body.max_slots,
             from_number=from_number,
+            caller_numbers=callers,
+            caller_cps=caller_cps,
             voicemail_action=body.voicemail_action,
             total_contacts=len(seeds),
         )
@@ -438,21 +450,22 @@ class CampaignService:
             campaign_id=doc["_id"], expect=[doc["status"]], status=status, fields=fields
         )
         if updated is not None:
-            await self.outbox.publish(
-                [
-                    self._out(
-                        doc,
-                        CampaignStatusChanged(
-                            campaign_id=doc["_id"],
-                            status=status,
-                            previous=doc["status"],
-                            action=action,
-                            reason=reason,
-                        ),
-                        doc["_id"],
-                    )
-                ]
+            change = CampaignStatusChanged(
+                campaign_id=doc["_id"],
+                status=status,
+                previous=doc["status"],
+                action=action,
+                reason=reason,
             )
+            out = self._out(doc, change, doc["_id"])
+            # The allocator hears of it first and directly (keyed by org): a pause stops new
+            # dispatches one hop after the answer, not after the planner's hop as well.
+            direct = Outgoing(
+                ALLOCATOR,
+                self.bus.envelope(change, org_id=doc["org_id"], workspace_id=doc["workspace_id"]),
+                doc["org_id"],
+            )
+            await self.outbox.publish([direct, out])
         return updated
 
     async def run_schedules(self) -> None:

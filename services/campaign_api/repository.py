@@ -104,6 +104,19 @@ class ApiRepository:
     async def has_number(self, *, workspace_id: str, number: str) -> bool:
         return await self.numbers.find_one({"key": f"{workspace_id}:{number}"}) is not None
 
+    async def caller_numbers(
+        self, *, workspace_id: str, number: str | None, pool: str | None
+    ) -> list[Doc]:
+        """The workspace's numbers a campaign calls from: ``number``, then the pool's."""
+        docs: list[Doc] = []
+        if number is not None:
+            one = await self.numbers.find_one({"key": f"{workspace_id}:{number}"})
+            docs += [one] if one is not None else []
+        if pool is not None:
+            flt = {"workspace_id": workspace_id, "pool": pool}
+            docs += [d async for d in self.numbers.find(flt).sort("number", 1)]
+        return docs
+
     async def has_pool(self, *, workspace_id: str, pool: str) -> bool:
         doc = await self.numbers.find_one({"workspace_id": workspace_id, "pool": pool})
         return doc is not None

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from dialer.campaigns import CampaignProjection
 from dialer.handlers import DialerHandlers
+from dialer.pool import DispatchPool
 from dialer.providers.base import VoiceProvider
 from dialer.providers.http import HttpProvider
 from dialer.providers.sim import SimProvider
@@ -35,6 +36,16 @@ def build_app(settings: DialerSettings) -> FastAPI:
     calls = CallRepository(rt.db)
     campaigns = CampaignProjection(CampaignRepository(rt.db))
     provider = build_provider(rt, settings)
+    pool = (
+        DispatchPool(
+            limit=settings.dispatch_concurrency,
+            resume=lambda busy, age: handlers.resume_stuck(busy, age),
+            sweep_seconds=settings.dialing_sweep_seconds,
+            drain_seconds=settings.graceful_timeout_seconds / 2,
+        )
+        if settings.dispatch_concurrency > 1
+        else None
+    )
     handlers = DialerHandlers(
         calls=calls,
         campaigns=campaigns,
@@ -44,7 +55,10 @@ def build_app(settings: DialerSettings) -> FastAPI:
         suppressions=SuppressionRepository(rt.db),
         check_window=settings.guard_calling_window,
         lease_min_real_seconds=settings.lease_min_real_seconds,
+        pool=pool,
     )
+    if pool is not None:
+        rt.tickers.append(pool)  # stopped before the broker: dispatches in progress finish
     provider.on_end(handlers.on_call_result)
     if isinstance(provider, HttpProvider):
         provider.on_callback(handlers.on_gateway_callback)

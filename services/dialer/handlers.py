@@ -10,6 +10,7 @@ import structlog
 from dialer.campaigns import CampaignProjection
 from dialer.domain import abort_reason, contact_variables, render_template
 from dialer.metrics import CALLS_ABORTED, CALLS_ENDED, CALLS_PLACED
+from dialer.pool import DispatchPool
 from dialer.providers.base import CallResult, DialOrder, ProviderError, VoiceProvider
 from dialer.providers.http import GatewayCallback
 from dialer.repository import CallRepository, SuppressionRepository
@@ -49,7 +50,9 @@ class DialerHandlers:
         suppressions: SuppressionRepository,
         check_window: bool = True,
         lease_min_real_seconds: float = 0.0,
+        pool: DispatchPool | None = None,
     ) -> None:
+        self.pool = pool
         self.suppressions = suppressions
         self.lease_min_real_seconds = lease_min_real_seconds
         self.calls = calls
@@ -77,6 +80,12 @@ class DialerHandlers:
 
     async def on_task_dispatched(self, env: Envelope, d: TaskDispatched) -> None:
         call_id = stable_id("call", d.task_id, d.attempt)
+        if self.pool is None:
+            await self._dispatch(env, d, call_id)
+        else:
+            await self.pool.submit((d.task_id, d.attempt), call_id, self._dispatch(env, d, call_id))
+
+    async def _dispatch(self, env: Envelope, d: TaskDispatched, call_id: str) -> None:
         log_ = log.bind(
             call_id=call_id, task_id=d.task_id, attempt=d.attempt, phone=mask_phone(d.dial.phone)
         )
@@ -152,7 +161,9 @@ class DialerHandlers:
             "provider": self.provider.name,
             "phone": d.dial.phone,
             "phone_index": d.dial.phone_index,
-            "from_number": campaign.get("from_number"),
+            # the allocator's pick from the campaign's pool (within its calls-per-second),
+            # else the campaign's own caller id
+            "from_number": d.dial.from_number or campaign.get("from_number"),
             "language": campaign.get("language") or agent.get("language") or "en",
             "greeting": render_template(agent.get("greeting", ""), variables),
             "system_prompt": render_template(agent.get("system_prompt", ""), variables),
@@ -166,7 +177,17 @@ class DialerHandlers:
             "created_at": self.clock.now(),
         }
 
-    async def _place(self, doc: dict[str, Any], *, causation: Envelope) -> None:
+    async def resume_stuck(self, busy: set[str], older_than_seconds: float) -> None:
+        """Calls recorded but never confirmed placed (the process stopped in between, or the
+        provider call failed unexpectedly): ask the provider again, same call id."""
+        before = self.clock.now() - timedelta(seconds=older_than_seconds * self.clock.speed)
+        for doc in await self.calls.stuck_dialing(before=before):
+            if doc["_id"] in busy:
+                continue
+            log.warning("resuming a call recorded but not confirmed dialled", call_id=doc["_id"])
+            await self._place(doc, causation=None)
+
+    async def _place(self, doc: dict[str, Any], *, causation: Envelope | None) -> None:
         order = DialOrder(
             call_id=doc["_id"],
             task_id=doc["task_id"],
@@ -351,6 +372,8 @@ class DialerHandlers:
         """The call's end never arrived: close the record (the planner counts the attempt as
         failed). A result that arrives later is kept but not counted."""
         call_id = stable_id("call", ev.task_id, ev.attempt)
+        if self.pool is not None:
+            await self.pool.settle((ev.task_id, ev.attempt))
         if await self.calls.close_expired(
             call_id=call_id, lease_id=ev.lease_id, at=self.clock.now()
         ):

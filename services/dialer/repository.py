@@ -21,6 +21,13 @@ class CallRepository:
     async def ensure_indexes(self) -> None:
         # The guarantee "at most one call per (task, attempt)" lives here.
         await self.calls.create_index([("task_id", 1), ("attempt", 1)], unique=True)
+        await self.calls.create_index([("status", 1)])
+
+    async def stuck_dialing(self, *, before: datetime) -> list[Doc]:
+        """Calls recorded before ``before`` that the provider never confirmed placing."""
+        return [
+            d async for d in self.calls.find({"status": "dialing", "created_at": {"$lt": before}})
+        ]
 
     async def insert(self, *, doc: Doc) -> bool:
         """Record a call before it is dialled; False if this attempt already has one."""

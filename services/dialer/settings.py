@@ -66,6 +66,19 @@ class DialerSettings(ServiceSettings):
         "granted, however fast the simulated clock runs (match SLOT_ALLOCATOR_LEASE_MIN_REAL_"
         "SECONDS): a loaded dialer must not refuse leases the allocator still holds.",
     )
+    dispatch_concurrency: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="Dispatches worked on at once (guards, call record, provider request); "
+        "1 handles them one by one.",
+    )
+    dialing_sweep_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="Real seconds between sweeps that re-ask the provider for calls recorded "
+        "but never confirmed placed (a crash in between); also their minimum age.",
+    )
     sim_database: str = Field(
         "outbound_simulator", description="Database of the simulated phone network."
     )

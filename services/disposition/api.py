@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from disposition.domain import CustomKind, canonical_label
 from disposition.repository import DispositionRepository
 from outbound_core.events import SuppressionAdded, SuppressionRemoved
 from outbound_core.kafka import EventBus
@@ -96,3 +97,35 @@ async def remove(
             workspace_id=ws,
         )
     return {"removed": removed, "not_found": len(phones) - removed, "invalid": invalid}
+
+
+labels_router = APIRouter(prefix="/internal/v1/labels", tags=["internal"])
+
+
+class LabelsIn(BaseModel):
+    labels: dict[str, CustomKind] = Field(max_length=200)
+
+
+@labels_router.get("")
+async def get_labels(request: Request, ws: WorkspaceId) -> dict[str, Any]:
+    repo, _ = _deps(request)
+    return {"labels": await repo.labels_of(workspace_id=ws)}
+
+
+@labels_router.put("")
+async def put_labels(
+    body: LabelsIn, request: Request, org_id: OrgId, ws: WorkspaceId
+) -> dict[str, Any]:
+    repo, _ = _deps(request)
+    labels: dict[str, str] = {}
+    for raw, kind in body.labels.items():
+        label, custom = canonical_label(raw)
+        if label is None:
+            raise HTTPException(422, f"labels: {raw!r} is empty")
+        if not custom:
+            raise HTTPException(
+                422, f"labels: {raw!r} is the canonical label {label!r}; pick another name"
+            )
+        labels[label] = kind
+    await repo.set_labels(org_id=org_id, workspace_id=ws, labels=labels)
+    return {"labels": labels}

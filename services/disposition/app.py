@@ -6,9 +6,9 @@ from disposition import api
 from disposition.handlers import DispositionHandlers
 from disposition.repository import DispositionRepository
 from disposition.settings import DispositionSettings, get_settings
-from outbound_core.events import CallEnded
+from outbound_core.events import CallEnded, LeaseExpired
 from outbound_core.service import Runtime, build_http_app, serve
-from outbound_core.topics import CALLS
+from outbound_core.topics import CALLS, DISPATCH
 
 
 def build_app(settings: DispositionSettings) -> FastAPI:
@@ -17,7 +17,8 @@ def build_app(settings: DispositionSettings) -> FastAPI:
     handlers = DispositionHandlers(repo=repo, bus=rt.bus, settings=settings)
     rt.startup.append(repo.ensure_indexes)
     rt.consume(CALLS, (CallEnded, handlers.on_call_ended))
-    app = build_http_app(rt, api.router, title="Outbound disposition")
+    rt.consume(DISPATCH, (LeaseExpired, handlers.on_lease_expired))  # calls that never ended
+    app = build_http_app(rt, api.router, api.labels_router, title="Outbound disposition")
     app.state.repo = repo
     return app
 

@@ -11,8 +11,10 @@ from outbound_core.events import (
     CampaignPauseRequested,
     DispositionRecorded,
     Envelope,
+    LeaseExpired,
     SuppressionAdded,
 )
+from outbound_core.ids import stable_id
 from outbound_core.kafka import EventBus
 from outbound_core.phones import mask_phone
 from outbound_core.topics import DISPOSITIONS, SUPPRESSIONS
@@ -69,6 +71,7 @@ class DispositionHandlers:
                 raw_outcome=existing["raw_outcome"],
                 connected=existing["connected"],
                 terminal=existing["terminal"],
+                custom=bool(existing.get("custom")),
                 callback_at=existing["callback_at"],
                 duration_seconds=existing["duration_seconds"],
                 turns=existing["turns"],
@@ -80,7 +83,31 @@ class DispositionHandlers:
             dedupe_parts=(call.call_id,),
         )
         if first:
-            await self._watch_failures(env, call, failed=existing["disposition"] == "failed")
+            await self._watch_failures(
+                env,
+                call.campaign_id,
+                failed=existing["disposition"] == "failed",
+                dedupe=call.call_id,
+            )
+
+    async def on_lease_expired(self, env: Envelope, ev: LeaseExpired) -> None:
+        """A call that never ended (its lease expired) is a provider failure for the breaker:
+        a gateway that accepts calls and never reports them must trip it too."""
+        call_id = stable_id("call", ev.task_id, ev.attempt)
+        if await self.repo.get(call_id) is not None:
+            return  # its end did arrive (the release was late): counted as that outcome
+        if not await self.repo.note_expiry(
+            lease_id=ev.lease_id,
+            doc={
+                "task_id": ev.task_id,
+                "attempt": ev.attempt,
+                "campaign_id": ev.campaign_id,
+                "at": self.bus.now(),
+            },
+        ):
+            return  # counted on an earlier delivery
+        log.info("lease expired without a call end", task_id=ev.task_id, attempt=ev.attempt)
+        await self._watch_failures(env, ev.campaign_id, failed=True, dedupe=ev.lease_id)
 
     async def _record(self, env: Envelope, call: CallEnded) -> Doc:
         d = decide(
@@ -90,7 +117,10 @@ class DispositionHandlers:
             callback_at=call.callback_at,
             transcript=call.transcript,
             ended_at=call.ended_at,
-            custom_labels=self.settings.labels_for(env.workspace_id),
+            custom_labels={
+                **self.settings.labels_for(env.workspace_id),
+                **await self.repo.labels_of(workspace_id=env.workspace_id),
+            },
         )
         if d.why == "unknown_label":
             log.warning("unknown outcome label kept as custom", label=d.label, call_id=call.call_id)
@@ -117,23 +147,25 @@ class DispositionHandlers:
             log.info("number opted out", phone=mask_phone(call.phone or ""), call_id=call.call_id)
         return doc
 
-    async def _watch_failures(self, env: Envelope, call: CallEnded, *, failed: bool) -> None:
+    async def _watch_failures(
+        self, env: Envelope, campaign_id: str, *, failed: bool, dedupe: str
+    ) -> None:
         recent = await self.repo.push_attempt(
-            campaign_id=call.campaign_id, failed=failed, window=self.breaker.window
+            campaign_id=campaign_id, failed=failed, window=self.breaker.window
         )
         if not failed or not should_trip(recent, self.breaker):
             return
         detail = describe(recent, self.breaker)
-        await self.repo.trip(campaign_id=call.campaign_id, at=self.bus.now())
-        log.warning("circuit breaker tripped", campaign_id=call.campaign_id, detail=detail)
+        await self.repo.trip(campaign_id=campaign_id, at=self.bus.now())
+        log.warning("circuit breaker tripped", campaign_id=campaign_id, detail=detail)
         await self.bus.emit(
             DISPOSITIONS,
             CampaignPauseRequested(
-                campaign_id=call.campaign_id, reason="circuit_breaker", detail=detail
+                campaign_id=campaign_id, reason="circuit_breaker", detail=detail
             ),
-            key=call.campaign_id,
+            key=campaign_id,
             org_id=env.org_id,
             workspace_id=env.workspace_id,
             causation=env,
-            dedupe_parts=(call.call_id, "breaker"),
+            dedupe_parts=(dedupe, "breaker"),
         )

@@ -7,6 +7,8 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from disposition.domain import CustomKind
+
 Doc = dict[str, Any]
 
 
@@ -19,6 +21,8 @@ class DispositionRepository:
         self.dispositions = db["dispositions"]
         self.suppressions = db["suppressions"]
         self.breakers = db["breakers"]
+        self.expiries = db["lease_expiries"]
+        self.labels = db["custom_labels"]
 
     async def ensure_indexes(self) -> None:
         await self.suppressions.create_index([("org_id", 1), ("phone", 1)], unique=True)
@@ -72,6 +76,25 @@ class DispositionRepository:
             return_document=ReturnDocument.AFTER,
         )
         return list(doc.get("recent", [])) if doc else [failed]
+
+    # custom labels, per workspace ------------------------------------------------------------
+    async def set_labels(self, *, org_id: str, workspace_id: str, labels: dict[str, str]) -> None:
+        await self.labels.replace_one(
+            {"_id": workspace_id}, {"org_id": org_id, "labels": labels}, upsert=True
+        )
+
+    async def labels_of(self, *, workspace_id: str) -> dict[str, CustomKind]:
+        doc = await self.labels.find_one({"_id": workspace_id})
+        stored = (doc.get("labels") or {}) if doc else {}
+        return {k: "retryable" if v == "retryable" else "terminal" for k, v in stored.items()}
+
+    async def note_expiry(self, *, lease_id: str, doc: Doc) -> bool:
+        """Remember a lease expiry once; False if it was noted before (a redelivery)."""
+        try:
+            await self.expiries.insert_one({"_id": lease_id, **doc})
+            return True
+        except DuplicateKeyError:
+            return False
 
     async def trip(self, *, campaign_id: str, at: datetime) -> None:
         # A fresh window after a trip: a resumed campaign must fail anew to trip again.

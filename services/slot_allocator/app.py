@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from datetime import timedelta
 
 from fastapi import FastAPI
 
 from outbound_core.events import (
+    CampaignStatusChanged,
     CampaignWithdrawn,
     LeaseReleased,
     SlotsConfigured,
@@ -14,6 +18,7 @@ from outbound_core.events import (
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import ALLOCATOR
 from slot_allocator.domain import Allocator
+from slot_allocator.partitions import OrgRebalance
 from slot_allocator.repository import AllocatorRepository
 from slot_allocator.service import SlotService
 from slot_allocator.settings import AllocatorSettings, get_settings
@@ -31,15 +36,20 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
         start_grace=max(
             settings.lease_min_real_seconds, 2 * settings.kafka_session_timeout_ms / 1000
         ),
+        instance_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
     )
+    rebalance = OrgRebalance(svc, ALLOCATOR.name, settings.kafka_partitions)
+    svc.partition_of = rebalance.partition_of
     rt.startup.append(svc.rebuild)
-    rt.consume(
+    rebalance.consumer = rt.consume(
         ALLOCATOR,
         (TaskQueued, svc.on_task_queued),
         (TaskWithdrawn, svc.on_task_withdrawn),
         (CampaignWithdrawn, svc.on_campaign_withdrawn),
+        (CampaignStatusChanged, svc.on_campaign_status),
         (LeaseReleased, svc.on_lease_released),
         (SlotsConfigured, svc.on_slots_configured),
+        listener=rebalance,
     )
     dispatcher = rt.every("dispatch", svc.dispatch, 0.05)
     svc.kick = dispatcher.kick

@@ -58,6 +58,7 @@ class QueuedTask:
     payload: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     tiebreak: float = field(default_factory=random.random, compare=False)
     caller_numbers: tuple[str, ...] = field(default=(), compare=False)
+    caller_cps: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -162,6 +163,7 @@ class OrgState:
     buckets: dict[str, Bucket] = field(default_factory=dict)
     number_cps: dict[str, float] = field(default_factory=dict)
     default_cps: float | None = None
+    pool_cps: dict[str, float] = field(default_factory=dict)  # from the numbers' own settings
 
     @property
     def active(self) -> int:
@@ -216,12 +218,20 @@ class Allocator:
 
     @staticmethod
     def _cps(org: OrgState, number: str) -> float | None:
-        return org.number_cps.get(number, org.default_cps)
+        cps = org.number_cps.get(number)
+        if cps is None:
+            cps = org.pool_cps.get(number, org.default_cps)
+        return cps
 
     # queue ---------------------------------------------------------------------------------------
     def enqueue(self, item: QueuedTask) -> bool:
         """Add a task; False if that (task, attempt), or a newer attempt of it, is queued."""
         org = self.org(item.org_id)
+        if item.caller_cps:
+            for number, cps in item.caller_cps.items():
+                if org.pool_cps.get(number) != cps:
+                    org.pool_cps[number] = cps
+                    org.buckets.pop(number, None)  # a changed rate starts a fresh bucket
         prior = org.by_task.get(item.task_id)
         if prior is not None:
             if prior.attempt >= item.attempt:

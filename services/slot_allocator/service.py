@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import heapq
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +14,7 @@ import structlog
 
 from outbound_core.clock import Clock, utc
 from outbound_core.events import (
+    CampaignStatusChanged,
     CampaignWithdrawn,
     DialRequest,
     Envelope,
@@ -45,6 +49,7 @@ def _queue_doc(item: QueuedTask) -> Doc:
         "max_slots": item.max_slots,
         "payload": item.payload,
         "caller_numbers": list(item.caller_numbers),
+        "caller_cps": dict(item.caller_cps),
     }
 
 
@@ -62,10 +67,16 @@ def _item_from(doc: Doc) -> QueuedTask:
         max_slots=doc.get("max_slots"),
         payload=doc["payload"],
         caller_numbers=tuple(doc.get("caller_numbers", ())),
+        caller_cps=dict(doc.get("caller_cps") or {}),
     )
 
 
 class SlotService:
+    """One allocator instance. It owns the orgs whose ``allocator.v1`` partition Kafka assigned
+    to it (``partition_of`` maps an org to its partition; None = one instance owns every org)
+    and holds each owned org's state in memory, rebuilt from MongoDB when it takes the org over
+    and fenced by the org's epoch (see ``repository``)."""
+
     def __init__(
         self,
         *,
@@ -76,6 +87,8 @@ class SlotService:
         lease_ttl: timedelta,
         lease_min_real: float,
         start_grace: float = 0.0,
+        instance_id: str | None = None,
+        partition_of: Callable[[str], int] | None = None,
     ) -> None:
         self.repo = repo
         self.bus = bus
@@ -89,17 +102,117 @@ class SlotService:
         self.lease_docs: dict[str, Doc] = {}
         self.kick: Any = lambda: None
         self.start_grace = start_grace
-        self._expire_from: float | None = None
+        self.instance_id = instance_id or new_id("lease")
+        self.partition_of = partition_of
+        self.partitions: set[int] = set()
+        self.owned: dict[str, int] = {}  # org -> the epoch this instance holds it under
+        self.expire_from: dict[str, float] = {}  # org -> no expiry before (real time)
+        self._claiming: dict[str, asyncio.Lock] = {}
+        self.held: dict[str, set[str]] = {}  # org -> campaigns not running (nothing dispatched)
 
     async def rebuild(self) -> None:
+        """Start-up. With partitions, orgs are taken over as Kafka assigns them; without, this
+        one instance owns every org the database knows."""
         await self.repo.ensure_indexes()
-        for d in await self.repo.configs():
-            self._apply_config(d["_id"], SlotsConfigured.model_validate(d))
-        for d in await self.repo.active_leases():
-            self._track_lease(d)
-        for d in await self.repo.queued():
-            self.alloc.enqueue(_item_from(d))
-        log.info("allocator rebuilt", leases=len(self.lease_docs))
+        if self.partition_of is None:
+            for org_id in sorted(await self.repo.org_ids()):
+                await self.ensure_owned(org_id)
+            log.info("allocator rebuilt", orgs=len(self.owned), leases=len(self.lease_docs))
+
+    # ownership -----------------------------------------------------------------------------------
+    def _mine(self, org_id: str) -> bool:
+        return self.partition_of is None or self.partition_of(org_id) in self.partitions
+
+    async def on_assigned(self, partitions: set[int]) -> None:
+        """Kafka gave this instance ``partitions``: take over every known org on them."""
+        self.partitions |= partitions
+        for org_id in sorted(await self.repo.org_ids()):
+            if org_id not in self.owned and self._mine(org_id):
+                await self.ensure_owned(org_id)
+        log.info("partitions assigned", partitions=sorted(partitions), orgs=len(self.owned))
+        self.kick()
+
+    async def on_revoked(self, partitions: set[int]) -> None:
+        """Kafka took ``partitions`` away: forget their orgs (their next owner rebuilds them)."""
+        self.partitions -= partitions
+        for org_id in [o for o in self.owned if not self._mine(o)]:
+            self._forget(org_id)
+        log.info("partitions revoked", partitions=sorted(partitions), orgs=len(self.owned))
+
+    def _forget(self, org_id: str) -> None:
+        self.owned.pop(org_id, None)
+        self.expire_from.pop(org_id, None)
+        self.held.pop(org_id, None)
+        org = self.alloc.orgs.pop(org_id, None)
+        for lease_id in org.leases if org is not None else ():
+            self.lease_docs.pop(lease_id, None)
+
+    async def ensure_owned(self, org_id: str) -> None:
+        """Take ``org_id`` over unless this instance holds it: a new epoch (which fences the
+        previous owner), then the org's settings, leases and queue from MongoDB."""
+        if org_id in self.owned:
+            return
+        lock = self._claiming.setdefault(org_id, asyncio.Lock())
+        async with lock:
+            if org_id in self.owned:
+                return
+            self.alloc.orgs.pop(org_id, None)
+            epoch, granted = await self.repo.claim(
+                org_id=org_id, owner=self.instance_id, at=time.time()
+            )
+            conf = await self.repo.config_of(org_id=org_id)
+            if conf is not None:
+                self._apply_config(org_id, SlotsConfigured.model_validate(conf))
+            else:
+                self.alloc.org(org_id)
+            self.held[org_id] = await self.repo.held_campaigns(org_id=org_id)
+            leased: set[tuple[str, int]] = set()
+            docs = {d["_id"]: d for d in await self.repo.active_leases(org_id=org_id)}
+            statuses = await self.repo.lease_statuses(ids=[i for i in granted if i not in docs])
+            for lease_id, summary in granted.items():
+                if lease_id in docs:
+                    continue
+                if lease_id not in statuses:
+                    # granted, but the previous owner stopped before storing the lease: store
+                    # it now (it holds its slot until released or expired)
+                    doc = {**summary, "_id": lease_id, "status": "active"}
+                    if await self.repo.insert_lease(doc=doc):
+                        docs[lease_id] = doc
+                        await self.repo.drop_queued(ids=[f"{doc['task_id']}:{doc['attempt']}"])
+                        continue
+                    statuses = {**statuses, **await self.repo.lease_statuses(ids=[lease_id])}
+                    if statuses.get(lease_id) == "active":  # stored by the old owner meanwhile
+                        docs.update(
+                            {d["_id"]: d for d in await self.repo.active_leases(org_id=org_id)}
+                        )
+                        continue
+                # ended, or a grant of an attempt already leased: a map entry left behind
+                await self.repo.unfence_lease(org_id=org_id, lease_id=lease_id)
+            for d in docs.values():
+                self._track_lease(d)
+                leased.add((d["task_id"], d["attempt"]))
+            for d in await self.repo.queued(org_id=org_id):
+                if (d["task_id"], d["attempt"]) not in leased and d[
+                    "campaign_id"
+                ] not in self.held.get(org_id, ()):
+                    self.alloc.enqueue(_item_from(d))
+            self.owned[org_id] = epoch
+            # the previous owner may have stopped between storing a lease and publishing its
+            # dispatch: publish every active lease's again (same event id; the dialer places
+            # at most one call per attempt and ignores a dispatch it has seen)
+            for d in docs.values():
+                await self._publish_dispatch(d)
+            # releases published while the previous owner was gone wait in Kafka: give them
+            # time to arrive before expiring anything of this org
+            self.expire_from[org_id] = time.time() + self.start_grace
+            log.info(
+                "org taken over",
+                org_id=org_id,
+                epoch=epoch,
+                leases=len(docs),
+                queued=self.alloc.org(org_id).queued,
+            )
+        self.kick()
 
     def _track_lease(self, d: Doc) -> None:
         self.alloc.add_lease(
@@ -120,9 +233,12 @@ class SlotService:
 
     # allocator.v1 ------------------------------------------------------------------------------
     async def on_task_queued(self, env: Envelope, ev: TaskQueued) -> None:
+        await self.ensure_owned(env.org_id)
         key = (ev.task_id, ev.attempt)
         if self.alloc.holds(env.org_id, key):
             return
+        if ev.campaign_id in self.held.get(env.org_id, ()):
+            return  # queued by the planner before it heard of the pause: never dispatched
         if await self.repo.was_dispatched(task_id=ev.task_id, attempt=ev.attempt):
             return
         item = QueuedTask(
@@ -137,6 +253,7 @@ class SlotService:
             eligible_at=ev.eligible_at,
             max_slots=ev.max_slots,
             caller_numbers=tuple(ev.caller_numbers),
+            caller_cps=dict(ev.caller_cps),
             payload={"dial": ev.dial.model_dump(mode="json"), "correlation_id": env.correlation_id},
         )
         await self.repo.save_queued(doc=_queue_doc(item))
@@ -144,14 +261,35 @@ class SlotService:
         self.kick()
 
     async def on_task_withdrawn(self, env: Envelope, ev: TaskWithdrawn) -> None:
+        await self.ensure_owned(env.org_id)
         gone = self.alloc.withdraw(env.org_id, ev.task_id, ev.attempt)
         await self.repo.drop_queued(ids=[f"{g.task_id}:{g.attempt}" for g in gone])
 
     async def on_campaign_withdrawn(self, env: Envelope, ev: CampaignWithdrawn) -> None:
+        await self.ensure_owned(env.org_id)
         self.alloc.withdraw_campaign(env.org_id, ev.campaign_id)
         await self.repo.drop_campaign(campaign_id=ev.campaign_id)
 
+    async def on_campaign_status(self, env: Envelope, ev: CampaignStatusChanged) -> None:
+        """Straight from campaign-api: a campaign that is not running is held (its queue
+        dropped, later TaskQueued ignored) until it runs again."""
+        await self.ensure_owned(env.org_id)
+        held = ev.status != "running"
+        if not await self.repo.set_hold(
+            campaign_id=ev.campaign_id, org_id=env.org_id, held=held, at=env.occurred_at
+        ):
+            return
+        holds = self.held.setdefault(env.org_id, set())
+        if held:
+            holds.add(ev.campaign_id)
+            self.alloc.withdraw_campaign(env.org_id, ev.campaign_id)
+            await self.repo.drop_campaign(campaign_id=ev.campaign_id)
+            log.info("campaign held", campaign_id=ev.campaign_id, status=ev.status)
+        else:
+            holds.discard(ev.campaign_id)
+
     async def on_slots_configured(self, env: Envelope, ev: SlotsConfigured) -> None:
+        await self.ensure_owned(env.org_id)
         doc = ev.model_dump(mode="json")
         if await self.repo.save_config(org_id=env.org_id, revision=ev.revision, doc=doc):
             self._apply_config(env.org_id, ev)
@@ -173,22 +311,24 @@ class SlotService:
         )
 
     async def on_lease_released(self, env: Envelope, ev: LeaseReleased) -> None:
+        await self.ensure_owned(env.org_id)
         await self.repo.end_lease(lease_id=ev.lease_id, status="released", at=self.clock.now())
+        await self.repo.unfence_lease(org_id=env.org_id, lease_id=ev.lease_id)
         if self.alloc.release(env.org_id, ev.lease_id) is not None:
             self.lease_docs.pop(ev.lease_id, None)
             self.kick()
 
     # loops -------------------------------------------------------------------------------------
     async def dispatch(self) -> None:
-        for org_id in list(self.alloc.orgs):
-            while True:
-                granted = self.alloc.grant(org_id, new_id("lease"), self.clock.now())
+        for org_id in list(self.owned):
+            while org_id in self.owned:
+                now = self.clock.now()
+                granted = self.alloc.grant(org_id, new_id("lease"), now)
                 if granted is None:
                     break
-                await self._send(*granted)
+                await self._send(*granted, now=now)
 
-    async def _send(self, item: QueuedTask, lease: Lease) -> None:
-        now = self.clock.now()
+    async def _send(self, item: QueuedTask, lease: Lease, *, now: datetime) -> None:
         expires_at = now + self.lease_ttl
         real_deadline = time.time() + max(
             self.lease_min_real, self.clock.real_seconds(self.lease_ttl)
@@ -205,73 +345,101 @@ class SlotService:
             "expires_at": expires_at,
             "real_deadline": real_deadline,
             "from_number": lease.from_number,
+            "dial": {**item.payload["dial"], "from_number": lease.from_number}
+            if lease.from_number
+            else item.payload["dial"],
         }
+        epoch = self.owned.get(item.org_id)
         try:
+            fenced = epoch is None or not await self.repo.fence_grant(
+                org_id=item.org_id,
+                epoch=epoch,
+                lease_id=lease.lease_id,
+                lease={k: v for k, v in doc.items() if k not in ("_id", "status")},
+            )
+            if fenced:
+                # another instance took the org over: it rebuilt the queue (this task
+                # included) from MongoDB, and this instance must never grant for it again
+                log.warning("org moved to another allocator; grant dropped", org_id=item.org_id)
+                if self.owned.get(item.org_id) == epoch:
+                    self._forget(item.org_id)
+                return
             inserted = await self.repo.insert_lease(doc=doc)
         except BaseException:
             # Not stored, so not tracked for expiry either: give the slot back and keep the
             # task queued, or the slot would leak until a restart.
             self.alloc.release(item.org_id, lease.lease_id)
             self.alloc.enqueue(item)
+            with contextlib.suppress(Exception):
+                await self.repo.unfence_lease(org_id=item.org_id, lease_id=lease.lease_id)
             raise
         if not inserted:
             # That attempt was dispatched before (a stale queue entry): never twice.
             self.alloc.release(item.org_id, lease.lease_id)
+            await self.repo.unfence_lease(org_id=item.org_id, lease_id=lease.lease_id)
             await self.repo.drop_queued(ids=[f"{item.task_id}:{item.attempt}"])
             return
         self.lease_docs[lease.lease_id] = doc
         heapq.heappush(self.expiries, (real_deadline, expires_at, item.org_id, lease.lease_id))
         await self.repo.drop_queued(ids=[f"{item.task_id}:{item.attempt}"])
+        await self._publish_dispatch(doc)
+
+    async def _publish_dispatch(self, doc: Doc) -> None:
+        if not doc.get("dial"):
+            return  # a lease stored before leases kept their dial request
         await self.bus.emit(
             DISPATCH,
             TaskDispatched(
-                lease_id=lease.lease_id,
-                task_id=item.task_id,
-                campaign_id=item.campaign_id,
-                attempt=item.attempt,
-                lease_expires_at=expires_at,
-                dial=DialRequest.model_validate(
-                    {**item.payload["dial"], "from_number": lease.from_number}
-                    if lease.from_number
-                    else item.payload["dial"]
-                ),
+                lease_id=doc["_id"],
+                task_id=doc["task_id"],
+                campaign_id=doc["campaign_id"],
+                attempt=doc["attempt"],
+                lease_expires_at=utc(doc["expires_at"]),
+                dial=DialRequest.model_validate(doc["dial"]),
             ),
-            key=item.task_id,
-            org_id=item.org_id,
-            workspace_id=item.workspace_id,
-            dedupe_parts=(lease.lease_id,),
+            key=doc["task_id"],
+            org_id=doc["org_id"],
+            workspace_id=doc["workspace_id"],
+            dedupe_parts=(doc["_id"],),
         )
 
     async def expire(self) -> None:
         real_now, now = time.time(), self.clock.now()
-        # Releases published while this process was down wait in Kafka, and the consumer gets
-        # its partitions only once the dead member's session has timed out: expire nothing
-        # until they have had time to arrive.
-        if self._expire_from is None:
-            self._expire_from = real_now + self.start_grace
-        if real_now < self._expire_from:
-            return
+        deferred: list[tuple[float, datetime, str, str]] = []
         while self.expiries and self.expiries[0][0] <= real_now and self.expiries[0][1] <= now:
-            _, _, org_id, lease_id = heapq.heappop(self.expiries)
-            doc = self.lease_docs.pop(lease_id, None)
-            if doc is None:
-                continue  # released meanwhile
-            if not await self.repo.end_lease(lease_id=lease_id, status="expired", at=now):
-                self.alloc.release(org_id, lease_id)
+            entry = heapq.heappop(self.expiries)
+            _, _, org_id, lease_id = entry
+            if lease_id not in self.lease_docs or org_id not in self.owned:
+                continue  # released meanwhile, or the org moved to another instance
+            if real_now < self.expire_from.get(org_id, 0.0):
+                deferred.append(entry)  # just taken over: releases may still be on the way
                 continue
-            self.alloc.release(org_id, lease_id)
-            log.warning("lease expired", lease_id=lease_id, task_id=doc["task_id"])
-            await self.bus.emit(
-                DISPATCH,
-                LeaseExpired(
-                    lease_id=lease_id,
-                    task_id=doc["task_id"],
-                    campaign_id=doc["campaign_id"],
-                    attempt=doc["attempt"],
-                ),
-                key=doc["task_id"],
-                org_id=org_id,
-                workspace_id=doc["workspace_id"],
-                dedupe_parts=(lease_id,),
-            )
-            self.kick()
+            if not await self.repo.is_owner(org_id=org_id, epoch=self.owned[org_id]):
+                self._forget(org_id)
+                continue
+            doc = self.lease_docs.pop(lease_id)
+            await self._expire_one(org_id, lease_id, doc, now)
+        for entry in deferred:
+            heapq.heappush(self.expiries, entry)
+
+    async def _expire_one(self, org_id: str, lease_id: str, doc: Doc, now: datetime) -> None:
+        ended = await self.repo.end_lease(lease_id=lease_id, status="expired", at=now)
+        await self.repo.unfence_lease(org_id=org_id, lease_id=lease_id)
+        self.alloc.release(org_id, lease_id)
+        self.kick()
+        if not ended:
+            return  # released (or stored as another lease) meanwhile
+        log.warning("lease expired", lease_id=lease_id, task_id=doc["task_id"])
+        await self.bus.emit(
+            DISPATCH,
+            LeaseExpired(
+                lease_id=lease_id,
+                task_id=doc["task_id"],
+                campaign_id=doc["campaign_id"],
+                attempt=doc["attempt"],
+            ),
+            key=doc["task_id"],
+            org_id=org_id,
+            workspace_id=doc["workspace_id"],
+            dedupe_parts=(lease_id,),
+        )

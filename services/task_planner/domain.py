@@ -9,8 +9,10 @@ closed the previous one ended; a pass retries only the phones whose last outcome
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from outbound_core.windows import CallingWindow, Closed
 
@@ -44,6 +46,7 @@ class PhoneState:
     last: str | None = None
     attempts: int = 0
     excluded: bool = False
+    suppressed: bool = False  # on the org's suppression list: skipped, never dialled
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,31 @@ def after_attempt(
     if terminal or (disposition not in MOVE_ON and disposition not in policy.retry_outcomes):
         return Next(status="completed", position=here, final_disposition=disposition)
 
+    return _advance(here, policy, ended_at=ended_at, disposition=disposition)
+
+
+def skip_suppressed(*, policy: RetryPolicy, pos: Position, now: datetime) -> Next:
+    """The phone at ``pos.phone_index`` is on the org's suppression list: it is never tried
+    again, and the contact goes on with its other phones (same pass first); only when no phone
+    is left does the task end, ``archived`` with ``opted_out``."""
+    phones = list(pos.phones)
+    phones[pos.phone_index] = replace(phones[pos.phone_index], excluded=True, suppressed=True)
+    here = replace(pos, phones=tuple(phones))
+    if all(p.excluded for p in phones):
+        return Next(status="archived", position=here, final_disposition="opted_out")
+    return _advance(here, policy, ended_at=now, disposition="opted_out")
+
+
+def exclude_phones(pos: Position, indexes: list[int]) -> Position:
+    """Mark phones other than the current one as suppressed (the rotation skips them)."""
+    phones = list(pos.phones)
+    for i in indexes:
+        phones[i] = replace(phones[i], excluded=True, suppressed=True)
+    return replace(pos, phones=tuple(phones))
+
+
+def _advance(here: Position, policy: RetryPolicy, *, ended_at: datetime, disposition: str) -> Next:
+    pos, phones = here, list(here.phones)
     # Same pass: the next phone after this one that this pass should try.
     for j in range(pos.phone_index + 1, len(phones)):
         p = phones[j]
@@ -125,6 +153,8 @@ def after_attempt(
                 due_at=ended_at + policy.retry_interval,
             )
     if all(p.excluded for p in phones):
+        if any(p.suppressed for p in phones) and not any(p.last == "wrong_number" for p in phones):
+            return Next(status="archived", position=here, final_disposition="opted_out")
         return Next(status="completed", position=here, final_disposition="wrong_number")
     if any(p.last in policy.retry_outcomes for p in phones if not p.excluded):
         return Next(status="not_reachable", position=here, final_disposition="not_reachable")
@@ -241,3 +271,12 @@ class DecisionCache:
         d = decide(window, self.now, recheck=self.recheck)
         self._memo[id(window)] = (window, d)
         return d
+
+
+def caller_numbers(campaign: Mapping[str, Any]) -> list[str]:
+    """The pool a campaign's calls go out on: its resolved pool, else its single `from`
+    number, else none (the provider's default caller id)."""
+    pool = list(campaign.get("caller_numbers") or ())
+    if not pool and campaign.get("from_number"):
+        pool = [str(campaign["from_number"])]
+    return pool

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ from task_planner.domain import (
     Position,
     RetryPolicy,
     after_attempt,
+    caller_numbers,
     initial_position,
     lead_status,
     replanned_due,
@@ -382,6 +383,7 @@ class Planner:
             callback_at=ev.callback_at,
             ended_at=self.clock.now(),
             call_id=ev.call_id,
+            retryable=ev.custom and not ev.terminal,
         )
 
     async def _resolve_attempt(
@@ -395,6 +397,7 @@ class Planner:
         callback_at: datetime | None,
         ended_at: datetime,
         call_id: str | None,
+        retryable: bool = False,
     ) -> None:
         task = await self.repo.get(task_id)
         if task is None:
@@ -427,6 +430,8 @@ class Planner:
             retry_interval_minutes=campaign.get("retry_interval_minutes", 240),
             retry_outcomes=campaign.get("retry_outcomes", ["no_answer", "busy", "failed"]),
         )
+        if retryable:  # a custom label its workspace defined as retryable
+            policy = replace(policy, retry_outcomes=policy.retry_outcomes | {disposition})
         nxt: Next = after_attempt(
             policy=policy,
             pos=_position(task),
@@ -575,6 +580,8 @@ class Planner:
                 callback=bool(task.get("callback")),
                 eligible_at=utc(task.get("queued_at") or self.clock.now()),
                 max_slots=campaign.get("max_slots"),
+                caller_numbers=caller_numbers(campaign),
+                caller_cps=campaign.get("caller_cps") or {},
                 dial=dial,
             ),
             key=task["org_id"],

@@ -8,6 +8,7 @@ ended_at) interval on the shared clock, swept for the largest overlap per worksp
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,9 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from outbound_core.devstack import SERVICES, DevStack
+from outbound_core.devstack import SERVICES, DevStack, ServiceProcess
+from outbound_core.embedded import free_port
+from slot_allocator.partitions import partition_for
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -73,8 +76,8 @@ def mongo(slots_stack: DevStack) -> Iterator[MongoClient[Doc]]:
 class Tenant:
     """A fresh org with two workspaces: an org-admin key in ws_a, a workspace key in ws_b."""
 
-    def __init__(self, stack: DevStack, mongo: MongoClient[Doc]) -> None:
-        tag = secrets.token_hex(4)
+    def __init__(self, stack: DevStack, mongo: MongoClient[Doc], tag: str | None = None) -> None:
+        tag = tag or secrets.token_hex(4)
         self.org_id, self.ws_a, self.ws_b = f"org_{tag}", f"ws_a_{tag}", f"ws_b_{tag}"
         db = mongo["outbound_campaign_api"]
         db["orgs"].insert_one({"_id": self.org_id, "name": tag})
@@ -115,7 +118,9 @@ def tenant(slots_stack: DevStack, mongo: MongoClient[Doc]) -> Iterator[Tenant]:
     t.close()
 
 
-def _campaign(client: httpx.Client, n: int, prefix: str, outcome: str = "interested") -> str:
+def _campaign(
+    client: httpx.Client, n: int, prefix: str, outcome: str = "interested", start: int = 0
+) -> str:
     agent = client.post("/v1/agents", json={"name": "A", "language": "en-US"})
     assert agent.status_code == 201, agent.text
     r = client.post(
@@ -125,7 +130,8 @@ def _campaign(client: httpx.Client, n: int, prefix: str, outcome: str = "interes
             "script_id": agent.json()["id"],
             "language": "en-US",
             "contacts": [
-                {"phone": f"+1212736{prefix}{i:03d}", "sim_outcomes": outcome} for i in range(n)
+                {"phone": f"+1212736{prefix}{i:03d}", "sim_outcomes": outcome}
+                for i in range(start, start + n)
             ],
             "max_attempts": 1,
             "calling_hours": {"start": "00:00", "end": "00:00"},
@@ -341,3 +347,160 @@ def test_pause_withdraws_queued_tasks(tenant: Tenant, mongo: MongoClient[Doc]) -
     assert max(d["granted_at"] for d in mine) <= min(d["granted_at"] for d in canary_leases)
     assert granted <= len(mine) <= granted + 1 < 10
     assert tenant.admin.get(f"/v1/campaigns/{cid}").json()["status"] == "paused"
+
+
+def test_caller_pool_spreads_calls_within_each_numbers_cps(
+    tenant: Tenant, mongo: MongoClient[Doc]
+) -> None:
+    """A campaign's `from_pool` reaches the allocator (pacing per number) and the provider
+    (the call goes out on the chosen number); a single `from` number is used as is."""
+    assert tenant.admin.put("/v1/slots", json={"total_slots": 6}).status_code == 200
+    pool = ["+12127369901", "+12127369902"]
+    for number in pool:  # one call per 60 virtual seconds each (one per real second)
+        r = tenant.admin.post(
+            "/v1/numbers", json={"number": number, "calls_per_second": 1 / 60, "pool": "east"}
+        )
+        assert r.status_code == 201, r.text
+    single = "+12127369903"
+    assert tenant.admin.post("/v1/numbers", json={"number": single}).status_code == 201
+    agent = tenant.admin.post("/v1/agents", json={"name": "A", "language": "en-US"}).json()
+    ids = []
+    for i, caller in enumerate(({"from_pool": "east"}, {"from": single})):
+        n = 8 if i == 0 else 2
+        r = tenant.admin.post(
+            "/v1/campaigns",
+            json={
+                "name": f"pool{i}",
+                "script_id": agent["id"],
+                "language": "en-US",
+                "contacts": [
+                    {"phone": f"+12127369{i}{k:02d}", "sim_outcomes": "interested"}
+                    for k in range(n)
+                ],
+                "calling_hours": {"start": "00:00", "end": "00:00"},
+                **caller,
+            },
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        assert tenant.admin.patch(f"/v1/campaigns/{ids[-1]}", json={"action": "start"}).is_success
+    for cid in ids:
+        wait_until(
+            lambda c=cid: tenant.admin.get(f"/v1/campaigns/{c}").json()["status"] == "completed",
+            timeout=180,
+            message=f"campaign {cid} completed",
+        )
+    leases = _leases(mongo, tenant.org_id)
+    sims = {
+        (c["task_id"], c["attempt"]): c
+        for c in mongo["outbound_simulator"]["sim_calls"].find(
+            {"task_id": {"$in": [d["task_id"] for d in leases]}}
+        )
+    }
+    pooled = [d for d in leases if d["campaign_id"] == ids[0]]
+    assert len(pooled) == 8
+    for d in leases:  # the provider was asked to call from the number the allocator chose
+        assert sims[(d["task_id"], d["attempt"])]["from"] == d["from_number"]
+    assert {d["from_number"] for d in leases if d["campaign_id"] == ids[1]} == {single}
+    per_number: dict[str, list[Any]] = {}
+    for d in sorted(pooled, key=lambda d: d["granted_at"]):
+        per_number.setdefault(d["from_number"], []).append(d["granted_at"])
+    assert set(per_number) == set(pool)
+    assert all(len(v) >= 3 for v in per_number.values()), per_number  # spread over the pool
+    for times in per_number.values():  # never faster than the number's limit
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+        assert min(gaps) >= 59.9, gaps
+
+
+def _tenants_on_every_partition(
+    stack: DevStack, mongo: MongoClient[Doc], partitions: int = 4
+) -> list[Tenant]:
+    """One fresh org per partition of allocator.v1, so that every allocator instance owns one."""
+    tags: dict[int, str] = {}
+    while len(tags) < partitions:
+        tag = secrets.token_hex(4)
+        tags.setdefault(partition_for(f"org_{tag}", partitions), tag)
+    return [Tenant(stack, mongo, tag) for _, tag in sorted(tags.items())]
+
+
+@pytest.mark.timeout(900)  # a second instance, a rebalance and a session timeout
+def test_two_allocators_share_orgs_and_one_takes_over_when_the_other_dies(
+    slots_stack: DevStack, mongo: MongoClient[Doc]
+) -> None:
+    env = slots_stack.common_env()
+    env["SLOT_ALLOCATOR_HTTP_PORT"] = str(free_port())
+    second = ServiceProcess(
+        name="slot-allocator-2",
+        module="slot_allocator",
+        port=int(env["SLOT_ALLOCATOR_HTTP_PORT"]),
+        env=env,
+        log_path=slots_stack.data_dir / "logs" / "slot-allocator-2.log",
+        echo=False,
+    )
+    second.start()
+    tenants = _tenants_on_every_partition(slots_stack, mongo)
+    owners = mongo["outbound_slot_allocator"]["org_owners"]
+    first = slots_stack.services["slot-allocator"]
+    try:
+
+        def second_ready() -> bool:
+            try:
+                url = f"http://127.0.0.1:{second.port}/readyz"
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(second_ready, timeout=240, message="second allocator ready")
+        for t in tenants:
+            assert t.admin.put("/v1/slots", json={"total_slots": 2}).status_code == 200
+
+        def pids() -> set[str]:
+            docs = owners.find({"_id": {"$in": [t.org_id for t in tenants]}})
+            return {str(d["owner"]).split(":")[1] for d in docs}
+
+        assert first.proc is not None and second.proc is not None
+        both = {str(first.proc.pid), str(second.proc.pid)}
+        # the consumer group rebalances once the second member joins: each instance owns
+        # the orgs of its partitions
+        wait_until(lambda: pids() == both, timeout=120, message="orgs owned by both instances")
+        campaigns = [(t, _campaign(t.admin, 6, "8", start=100 * k)) for k, t in enumerate(tenants)]
+        wait_until(
+            lambda: all(len(_leases(mongo, t.org_id)) >= 2 for t in tenants),
+            timeout=90,
+            message="every campaign under way",
+        )
+        first.kill()  # mid-campaign, no graceful shutdown: its partitions move after the
+        # session timeout, and the survivor rebuilds those orgs from MongoDB
+        for t, cid in campaigns:
+            wait_until(
+                lambda t=t, c=cid: (
+                    t.admin.get(f"/v1/campaigns/{c}").json()["status"] == "completed"
+                ),
+                timeout=240,
+                message=f"campaign {cid} completed",
+            )
+        assert pids() == {str(second.proc.pid)}
+        assert all(
+            d["epoch"] >= 2 for d in owners.find({"_id": {"$in": [t.org_id for t in tenants]}})
+        )
+        for t, cid in campaigns:
+            leases = _leases(mongo, t.org_id)
+            assert len(leases) == 6, leases  # one lease per contact: none lost, none doubled
+            assert len({(d["task_id"], d["attempt"]) for d in leases}) == 6
+            assert [d["status"] for d in leases] == ["released"] * 6
+            assert _max_overlap(leases)["*"] <= 2  # the org total, across both instances
+            tasks = [d["task_id"] for d in leases]
+            calls = list(mongo["outbound_simulator"]["sim_calls"].find({"task_id": {"$in": tasks}}))
+            assert len(calls) == len({(c["task_id"], c["attempt"]) for c in calls}) == 6
+            wait_until(  # the API's counters are a projection: they may trail the status
+                lambda t=t, c=cid: t.admin.get(f"/v1/campaigns/{c}").json()["calls_made"] == 6,
+                timeout=60,
+                message="calls_made counted",
+            )
+    finally:
+        for t in tenants:
+            t.close()
+        if first.proc is not None and first.proc.poll() is not None:
+            slots_stack.start_service("slot-allocator")
+        second.stop()
+        slots_stack.wait_ready(timeout=240)

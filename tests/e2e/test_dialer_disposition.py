@@ -244,3 +244,105 @@ def test_circuit_breaker_pauses_a_campaign_whose_provider_fails(
     wait_until(paused_hook, timeout=60, message="status webhook")
     api.patch(f"/v1/campaigns/{cid}", json={"action": "stop"})
     api.delete(f"/v1/webhooks/{hook.json()['id']}")
+
+
+def test_a_suppressed_secondary_phone_is_skipped_and_the_contact_goes_on(
+    api: httpx.Client, stack: DevStack
+) -> None:
+    """Suppression is per number, not per contact: the rotation skips the opted-out phone and
+    reaches the contact on the next one; only a contact with every phone suppressed ends.
+    The numbers are suppressed after the tasks exist and before the start, so that either
+    the planner (suppression event) or the dialer's guard (refused dispatch) skips them."""
+    a1, a2, a3 = "+12127365601", "+12127365602", "+12127365603"
+    b1, b2 = "+12127365611", "+12127365612"  # the last phone of each pass is suppressed
+    c1, c2 = "+12127365621", "+12127365622"  # every phone suppressed: the contact ends
+    contacts = [
+        {
+            "phone1": a1,
+            "phone2": a2,
+            "phone3": a3,
+            "name": "Ann",
+            "sim_outcomes": "no_answer,interested",
+        },
+        {"phone1": b1, "phone2": b2, "name": "Bob", "sim_outcomes": "no_answer"},
+        {"phone1": c1, "phone2": c2, "name": "Cy", "sim_outcomes": "interested"},
+    ]
+    body = {
+        "name": "suppressed-phones",
+        "script_id": _agent(api),
+        "language": "en-US",
+        "contacts": contacts,
+        "calling_hours": ALL_DAY,
+        "max_attempts": 2,
+        "retry_interval_minutes": 60,
+    }
+    r = api.post("/v1/campaigns", json=body)
+    assert r.status_code == 201, r.text
+    cid = str(r.json()["id"])
+    r = api.post("/v1/suppressions", json={"phones": [a2, b2, c1, c2]})
+    assert r.status_code == 200, r.text
+    assert api.patch(f"/v1/campaigns/{cid}", json={"action": "start"}).status_code == 200
+    _completed(api, cid, timeout=180)
+    with MongoClient(stack.mongo_url) as mongo:
+        calls = list(mongo["outbound_dialer"]["calls"].find({"campaign_id": cid}))
+    dialled = [c["phone"] for c in calls]
+    assert not {a2, b2, c1, c2} & set(dialled), dialled  # never a suppressed number
+    assert a1 in dialled and a3 in dialled  # Ann reached on her third phone
+    assert dialled.count(b1) == 2  # Bob: both passes on his one usable phone
+    leads = {lead["name"]: lead for lead in api.get(f"/v1/campaigns/{cid}/leads").json()["data"]}
+    assert leads["Ann"]["last_disposition"] == "interested", leads["Ann"]
+    assert leads["Ann"]["current_phone"] == a3
+    assert leads["Bob"]["status"] == "not_reachable", leads["Bob"]
+    assert leads["Cy"]["status"] == "archived", leads["Cy"]
+
+
+def test_the_circuit_breaker_counts_calls_that_never_end(api: httpx.Client) -> None:
+    """A provider that accepts calls and never reports them: every lease expires, and the
+    expiries trip the breaker like failed calls would."""
+    contacts = [
+        {"phone": f"+121273657{i:02d}", "name": f"H{i}", "sim_outcomes": "hang"} for i in range(22)
+    ]
+    cid = _run(api, contacts, max_attempts=1)
+    paused = wait_until(
+        lambda: (c := api.get(f"/v1/campaigns/{cid}").json())["status"] == "paused" and c,
+        timeout=180,
+        message="campaign paused by the circuit breaker",
+    )
+    assert paused["status_reason"] == "circuit_breaker"
+    assert paused["calls_connected"] == 0
+    api.patch(f"/v1/campaigns/{cid}", json={"action": "stop"})
+
+
+def test_workspace_custom_labels_are_terminal_or_retryable(api: httpx.Client) -> None:
+    bad = api.put("/v1/dispositions/labels", json={"labels": {"Not Interested": "terminal"}})
+    assert bad.status_code == 422, bad.text
+    assert "canonical" in bad.json()["detail"]
+    r = api.put(
+        "/v1/dispositions/labels",
+        json={"labels": {"Booked Demo": "terminal", "ring_back_later": "retryable"}},
+    )
+    assert r.status_code == 200, r.text
+    assert api.get("/v1/dispositions/labels").json()["labels"] == {
+        "booked_demo": "terminal",
+        "ring_back_later": "retryable",
+    }
+    try:
+        contacts = [
+            {"phone": "+12127365801", "name": "Re", "sim_outcomes": "ring_back_later,booked_demo"},
+            {"phone": "+12127365802", "name": "Bo", "sim_outcomes": "booked_demo"},
+        ]
+        cid = _run(
+            api,
+            contacts,
+            max_attempts=2,
+            retry_interval_minutes=1,
+            positive_dispositions=["booked_demo"],
+        )
+        done = _completed(api, cid, timeout=180)
+        assert done["disposition_summary"] == {"ring_back_later": 1, "booked_demo": 2}
+        assert done["metrics"]["conversions"] == 2
+        leads = _leads(api, cid)
+        assert leads["+12127365801"]["attempts"] == 2  # retryable: tried again
+        assert leads["+12127365802"]["attempts"] == 1  # terminal: done
+    finally:
+        api.put("/v1/dispositions/labels", json={"labels": {}})

@@ -7,6 +7,7 @@ calls whose ``ends_at`` has passed on the shared (virtual) clock and reports the
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from datetime import datetime
@@ -25,6 +26,7 @@ from outbound_core.service import Runtime, Ticker
 
 log = structlog.get_logger(__name__)
 
+END_CONCURRENCY = 32
 PROVIDER_ERRORS = {"timeout": "provider_timeout", "error_5xx": "provider_5xx"}
 
 
@@ -133,13 +135,24 @@ class SimProvider(VoiceProvider):
         if time.monotonic() - self._last_rescan >= self.settings.sim_rescan_seconds:
             await self._rescan(due_only=True)
         now = self.clock.now()
+        due: list[tuple[datetime, str]] = []
         while self._due and self._due[0][0] <= now:
-            ends_at, call_id = heapq.heappop(self._due)
-            try:
-                await self._end(call_id)
-            except Exception:
-                heapq.heappush(self._due, (ends_at, call_id))  # try again on a later tick
-                raise
+            due.append(heapq.heappop(self._due))
+        # Calls end independently: report them concurrently (each is a few round trips),
+        # at most END_CONCURRENCY at once.
+        for start in range(0, len(due), END_CONCURRENCY):
+            batch = due[start : start + END_CONCURRENCY]
+            results = await asyncio.gather(
+                *(self._end(call_id) for _, call_id in batch), return_exceptions=True
+            )
+            failed = [(item, r) for item, r in zip(batch, results, strict=True) if r is not None]
+            for item, _ in failed:
+                heapq.heappush(self._due, item)  # try again on a later tick
+            if failed:
+                for item in due[start + END_CONCURRENCY :]:
+                    heapq.heappush(self._due, item)
+                err = failed[0][1]
+                raise err if isinstance(err, BaseException) else RuntimeError(str(err))
 
     async def _end(self, call_id: str) -> None:
         doc = await self.calls.find_one({"_id": call_id, "status": "active"})

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from outbound_core.events import (
+    CampaignStatusChanged,
     DialRequest,
     Envelope,
     LeaseReleased,
@@ -47,7 +48,53 @@ class FakeRepo:
         self.queue: dict[str, dict[str, Any]] = {}
         self.leases: dict[str, dict[str, Any]] = {}
         self.config: dict[str, dict[str, Any]] = {}
+        self.owners: dict[str, dict[str, Any]] = {}
+        self.holds: dict[str, dict[str, Any]] = {}
         self.fail_insert = False
+
+    async def claim(self, *, org_id: str, owner: str, at: float) -> tuple[int, dict[str, Any]]:
+        doc = self.owners.setdefault(org_id, {"epoch": 0, "leases": {}})
+        doc.update(epoch=doc["epoch"] + 1, owner=owner)
+        return doc["epoch"], dict(doc["leases"])
+
+    async def fence_grant(
+        self, *, org_id: str, epoch: int, lease_id: str, lease: dict[str, Any]
+    ) -> bool:
+        doc = self.owners.get(org_id)
+        if doc is None or doc["epoch"] != epoch:
+            return False
+        doc["leases"][lease_id] = dict(lease)
+        return True
+
+    async def is_owner(self, *, org_id: str, epoch: int) -> bool:
+        return self.owners.get(org_id, {}).get("epoch") == epoch
+
+    async def unfence_lease(self, *, org_id: str, lease_id: str) -> None:
+        self.owners.get(org_id, {}).get("leases", {}).pop(lease_id, None)
+
+    async def org_ids(self) -> set[str]:
+        return (
+            set(self.owners)
+            | set(self.config)
+            | {d["org_id"] for d in self.queue.values()}
+            | {d["org_id"] for d in self.leases.values() if d["status"] == "active"}
+        )
+
+    async def lease_statuses(self, *, ids: list[str]) -> dict[str, str]:
+        return {i: self.leases[i]["status"] for i in ids if i in self.leases}
+
+    async def config_of(self, *, org_id: str) -> dict[str, Any] | None:
+        return self.config.get(org_id)
+
+    async def set_hold(self, *, campaign_id: str, org_id: str, held: bool, at: datetime) -> bool:
+        prior = self.holds.get(campaign_id)
+        if prior is not None and prior["at"] > at:
+            return False
+        self.holds[campaign_id] = {"org_id": org_id, "held": held, "at": at}
+        return True
+
+    async def held_campaigns(self, *, org_id: str) -> set[str]:
+        return {c for c, d in self.holds.items() if d["org_id"] == org_id and d["held"]}
 
     async def ensure_indexes(self) -> None:
         return None
@@ -83,20 +130,19 @@ class FakeRepo:
         d.update(status=status, ended_at=at)
         return True
 
-    async def active_leases(self) -> list[dict[str, Any]]:
-        return [d for d in self.leases.values() if d["status"] == "active"]
+    async def active_leases(self, *, org_id: str) -> list[dict[str, Any]]:
+        return [
+            d for d in self.leases.values() if d["status"] == "active" and d["org_id"] == org_id
+        ]
 
-    async def queued(self) -> list[dict[str, Any]]:
-        return list(self.queue.values())
+    async def queued(self, *, org_id: str) -> list[dict[str, Any]]:
+        return [d for d in self.queue.values() if d["org_id"] == org_id]
 
     async def save_config(self, *, org_id: str, revision: int, doc: dict[str, Any]) -> bool:
         if self.config.get(org_id, {}).get("revision", 0) >= revision:
             return False
         self.config[org_id] = {"_id": org_id, **doc, "revision": revision}
         return True
-
-    async def configs(self) -> list[dict[str, Any]]:
-        return list(self.config.values())
 
 
 class FakeBus:
@@ -237,7 +283,10 @@ def test_restart_rebuilds_queue_leases_and_settings_without_doubling() -> None:
         assert _active(again) == 2
         assert again.alloc.org(ORG).queued == 2
         await again.dispatch()
-        assert _sent(again, "TaskDispatched") == []  # the restored settings still say 2
+        # the restored settings still say 2: no new grant; the active leases' dispatches are
+        # published again (same leases: the dialer ignores what it has seen)
+        republished = [d.lease_id for d in _sent(again, "TaskDispatched")]
+        assert sorted(republished) == sorted(d.lease_id for d in _sent(svc, "TaskDispatched"))
         first = [d.task_id for d in _sent(svc, "TaskDispatched")]
         for t in first:  # redelivered TaskQueued of dispatched attempts are ignored
             ev = _queued(t)
@@ -246,7 +295,7 @@ def test_restart_rebuilds_queue_leases_and_settings_without_doubling() -> None:
         old = _sent(svc, "TaskDispatched")[0].lease_id
         await _release(again, old)
         await again.dispatch()
-        again_sent = [d.task_id for d in _sent(again, "TaskDispatched")]
+        again_sent = [d.task_id for d in _sent(again, "TaskDispatched")][2:]
         assert len(again_sent) == 1
         assert again_sent[0] not in first
         stale = SlotsConfigured(revision=1, total_slots=50)
@@ -268,5 +317,107 @@ def test_caller_number_pool_round_robin_within_cps() -> None:
         froms = [d.dial.from_number for d in _sent(svc, "TaskDispatched")]
         # number 1 has one token per second: once; number 2 has no limit
         assert froms == ["+15550001", "+15550002", "+15550002", "+15550002"]
+
+    asyncio.run(run())
+
+
+def test_a_new_owner_fences_the_old_one_and_takes_its_leases_and_queue() -> None:
+    async def run() -> None:
+        old, repo = _service(slots=2)
+        await _queue(old, "t1", "t2", "t3", "t4")
+        await old.dispatch()
+        assert _active(old) == 2
+        # a rebalance: the org's partition moves to another instance, which takes it over
+        new, _ = _service(repo, slots=2)
+        await new.ensure_owned(ORG)
+        assert _active(new) == 2
+        assert new.alloc.org(ORG).queued == 2
+        # the old instance, not yet told, frees a slot and tries to grant: fenced off
+        first = _sent(old, "TaskDispatched")[0]
+        await repo.end_lease(lease_id=first.lease_id, status="released", at=T0)
+        old.alloc.release(ORG, first.lease_id)
+        await old.dispatch()
+        assert len(_sent(old, "TaskDispatched")) == 2
+        assert ORG not in old.owned  # it forgot the org
+        # the release reaches the new owner, which grants the freed slot once
+        await _release(new, first.lease_id)
+        await new.dispatch()
+        granted = [d.task_id for d in _sent(new, "TaskDispatched")][2:]  # 2 re-published
+        assert len(granted) == 1
+        assert granted[0] not in {d.task_id for d in _sent(old, "TaskDispatched")}
+        assert _active(new) == 2
+        assert len({(d["task_id"], d["attempt"]) for d in repo.leases.values()}) == 3
+
+    asyncio.run(run())
+
+
+def test_a_grant_whose_lease_was_never_stored_still_holds_its_slot_then_expires() -> None:
+    async def run() -> None:
+        old, repo = _service(slots=1)
+        await _queue(old, "t1", "t2")
+        repo.fail_insert = True  # the old owner dies between the fenced grant and the insert
+        with pytest.raises(ConnectionError):
+            await old.dispatch()
+        repo.fail_insert = False
+        # the failure path un-fences; simulate a crash that could not: re-add the map entry
+        repo.owners[ORG]["leases"]["lease_ghost"] = {
+            "task_id": "t1",
+            "attempt": 1,
+            "org_id": ORG,
+            "workspace_id": "ws_1",
+            "campaign_id": "cmp_1",
+            "granted_at": T0,
+            "expires_at": T0 + timedelta(minutes=10),
+            "real_deadline": 0.0,
+            "from_number": None,
+        }
+        new, _ = _service(repo, slots=1)
+        await new.ensure_owned(ORG)
+        assert _active(new) == 1  # the ghost grant holds the only slot
+        assert new.alloc.org(ORG).queued == 1  # t2; t1 belongs to the ghost lease
+        await new.dispatch()
+        assert _sent(new, "TaskDispatched") == []
+        new.clock.t += timedelta(hours=1)  # type: ignore[attr-defined]
+        await new.expire()
+        assert [e.task_id for e in _sent(new, "LeaseExpired")] == ["t1"]
+        assert repo.leases["lease_ghost"]["status"] == "expired"
+        assert "t1:1" not in repo.queue
+        await new.dispatch()
+        assert [d.task_id for d in _sent(new, "TaskDispatched")] == ["t2"]
+
+    asyncio.run(run())
+
+
+def test_a_paused_campaign_is_held_until_it_runs_again() -> None:
+    async def run() -> None:
+        svc, repo = _service(slots=0)
+        await _queue(svc, "t1", "t2")
+        paused = CampaignStatusChanged(campaign_id="cmp_1", status="paused", previous="running")
+        env = make_envelope(
+            paused, producer="test", org_id=ORG, workspace_id="ws_1", occurred_at=T0
+        )
+        await svc.on_campaign_status(env, paused)
+        assert svc.alloc.org(ORG).queued == 0
+        assert repo.queue == {}
+        # a TaskQueued the planner sent before it heard of the pause: ignored
+        await _queue(svc, "t3")
+        assert svc.alloc.org(ORG).queued == 0
+        # a restarted instance still holds it
+        again, _ = _service(repo, slots=0)
+        await again.ensure_owned(ORG)
+        await _queue(again, "t4")
+        assert again.alloc.org(ORG).queued == 0
+        running = CampaignStatusChanged(campaign_id="cmp_1", status="running", previous="paused")
+        later = make_envelope(
+            running,
+            producer="test",
+            org_id=ORG,
+            workspace_id="ws_1",
+            occurred_at=T0 + timedelta(seconds=1),
+        )
+        await again.on_campaign_status(later, running)
+        await again.on_campaign_status(env, paused)  # the old pause, redelivered: ignored
+        await _queue(again, "t1")
+        assert again.alloc.org(ORG).queued == 1
 
     asyncio.run(run())

@@ -17,8 +17,10 @@ from task_planner.domain import (
     Position,
     RetryPolicy,
     after_attempt,
+    exclude_phones,
     initial_position,
     lead_status,
+    skip_suppressed,
 )
 
 PROPS = settings(max_examples=100, deadline=None, derandomize=True, database=None)
@@ -400,3 +402,52 @@ def test_position_is_immutable() -> None:
     after_attempt(policy=policy(), pos=pos, disposition="no_answer", terminal=False, ended_at=T0)
     assert pos == initial_position(2)
     assert isinstance(pos, Position)
+
+
+# A suppressed phone is skipped; the contact goes on with its other phones -------------------
+
+
+def test_a_suppressed_secondary_phone_moves_on_to_the_next_phone() -> None:
+    pos = Position(phone_index=1, pass_number=1, phones=initial_position(3).phones)
+    nxt = skip_suppressed(policy=policy(), pos=pos, now=T0)
+    assert (nxt.status, nxt.position.phone_index, nxt.due_at) == ("pending", 2, T0)
+    assert nxt.position.phones[1].suppressed and nxt.position.phones[1].excluded
+
+
+def test_a_suppressed_last_phone_ends_the_pass_and_the_next_pass_skips_it() -> None:
+    first = after_attempt(
+        policy=policy(max_attempts=2),
+        pos=initial_position(2),
+        disposition="no_answer",
+        terminal=False,
+        ended_at=T0,
+    )
+    assert first.position.phone_index == 1
+    nxt = skip_suppressed(policy=policy(max_attempts=2), pos=first.position, now=T0)
+    assert (nxt.status, nxt.position.phone_index, nxt.position.pass_number) == (
+        "waiting_retry",
+        0,
+        2,
+    )
+    again = after_attempt(
+        policy=policy(max_attempts=2),
+        pos=nxt.position,
+        disposition="no_answer",
+        terminal=False,
+        ended_at=T0 + timedelta(hours=4),
+    )
+    assert again.status == "not_reachable"  # phone 1 never dialled again
+
+
+def test_every_phone_suppressed_archives_the_task_as_opted_out() -> None:
+    pos = exclude_phones(initial_position(3), [1, 2])
+    nxt = skip_suppressed(policy=policy(), pos=pos, now=T0)
+    assert (nxt.status, nxt.final_disposition) == ("archived", "opted_out")
+
+
+def test_a_phone_suppressed_ahead_of_its_turn_is_skipped_by_the_rotation() -> None:
+    pos = exclude_phones(initial_position(10), [1, 2])
+    nxt = after_attempt(
+        policy=policy(), pos=pos, disposition="no_answer", terminal=False, ended_at=T0
+    )
+    assert nxt.position.phone_index == 3
