@@ -289,7 +289,7 @@ class TokenIn(BaseModel):
 async def create_producer_token(body: TokenIn, who: Auth, request: Request) -> dict[str, Any]:
     token = f"obp_{secrets.token_urlsafe(24)}"
     doc = {
-        "_id": new_id("ptk"),
+        "_id": new_id("key"),
         "hash": hash_key(token),
         "org_id": who.org_id,
         "workspace_id": who.workspace_id,
