@@ -52,7 +52,7 @@ SAMPLE = """{
   },
   "campaign": "%(campaign)s",
   "task_ref": "%(ref)s",
-  "sim_outcomes": "voicemail,interested"
+  "sim_outcomes": "%(script)s"
 }"""
 
 
@@ -86,12 +86,24 @@ def _realtime_campaign(client: httpx.Client, **extra: Any) -> tuple[str, str]:
     return str(body["id"]), str(agent.json()["id"])
 
 
+def _next_opening(now: datetime) -> datetime:
+    """The next 10:00 in Kolkata: the first call then has the whole window ahead of it (at
+    3600x a window ends within seconds of real time; no race with a loaded machine)."""
+    local = now.astimezone(IST)
+    opening = local.replace(hour=10, minute=0, second=0, microsecond=0)
+    if opening <= local:
+        opening += timedelta(days=1)
+    return opening
+
+
 def _sample(stack: DevStack, **fields: Any) -> str:
-    now = vclock(stack).now()
+    start = _next_opening(vclock(stack).now())
     values = {
-        "start_after": int(now.timestamp() * 1000),
-        "end_after": int((now + timedelta(days=3)).timestamp() * 1000),
+        "start_after": int(start.timestamp() * 1000),
+        "end_after": int((start + timedelta(days=3)).timestamp() * 1000),
         "from": FROM,
+        # every attempt reaches voicemail, whatever the attempt numbering
+        "script": "voicemail",
         **fields,
     }
     return SAMPLE % values
@@ -108,12 +120,16 @@ def _calls(stack: DevStack, task_id: str, n: int) -> list[dict[str, Any]]:
 
 
 def _check_dialled_as_configured(stack: DevStack, task_id: str, submitted: datetime) -> None:
+    """Two attempts (voicemail is a retry outcome of this task, and it has two), both inside
+    10:00-18:00 Kolkata time and not before startAfter, from its own caller id, the second
+    its own interval after the first ended."""
     calls = _calls(stack, task_id, 2)
-    assert [c["outcome"] for c in calls] == ["voicemail", "interested"]
+    assert [c["outcome"] for c in calls] == ["voicemail", "voicemail"]
+    opening = _next_opening(submitted)
     for c in calls:
         local = c["placed_at"].astimezone(IST)
         assert 10 <= local.hour < 18, f"called at {local} outside 10:00-18:00 IST"
-        assert c["placed_at"] >= submitted - timedelta(seconds=1)
+        assert c["placed_at"] >= opening
         assert c["from"] == FROM
     # the retry waits its own interval (3 minutes) after the first call ended
     ended = calls[0]["ends_at"].replace(tzinfo=calls[1]["placed_at"].tzinfo)
@@ -150,8 +166,8 @@ def test_sample_task_over_http_is_dialled_under_its_own_configuration(
         assert client.post("/v1/numbers", json={"number": FROM}).status_code == 201
         campaign, agent = _realtime_campaign(client, max_slots=2)
         ref = f"lead-{uuid.uuid4().hex[:8]}"
+        submitted = vclock(stack).now()  # before the body: its startAfter is not earlier
         body = _sample(stack, phone="+919876500801", agent=agent, campaign=campaign, ref=ref)
-        submitted = vclock(stack).now()
         r = client.post("/v1/tasks", content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 201, r.text
         task = r.json()
@@ -165,19 +181,25 @@ def test_sample_task_over_http_is_dialled_under_its_own_configuration(
         assert again.headers["Idempotent-Replayed"] == "true"
         assert again.json()["id"] == task["id"]
 
+        # the same, but voicemail is not one of its retry outcomes: one call only
+        once = json.loads(_strip(body))
+        once.update(task_ref=f"{ref}-once", phone="+919876500802", retryOutcomes=[])
+        r1 = client.post("/v1/tasks", json=once)
+        assert r1.status_code == 201, r1.text
+
         _check_dialled_as_configured(stack, task["id"], submitted)
         assert _attempt_priorities(stack, task["id"]) == [-100, -50]
-        done = wait_until(
-            lambda: (
-                (t := client.get(f"/v1/tasks/{task['id']}").json())["status"] == "completed" and t
-            ),
-            timeout=60,
-            message="task completed",
-        )
-        assert done["last_disposition"] == "interested"
+        done = _finished(client, task["id"])
+        assert done["state"] == "not_reachable"
+        assert done["last_disposition"] == "not_reachable"
         assert len(done["calls"]) == 2
+        single = _finished(client, r1.json()["id"])
+        assert single["last_disposition"] == "voicemail"
+        assert len(sim_calls(stack, [r1.json()["id"]])) == 1
         listed = client.get(f"/v1/campaigns/{campaign}/tasks", params={"status": "completed"})
-        assert [t["id"] for t in listed.json()["data"]] == [task["id"]]
+        assert sorted(t["id"] for t in listed.json()["data"]) == sorted(
+            [task["id"], r1.json()["id"]]
+        )
         # a realtime campaign keeps running after its tasks are done: leads keep coming
         assert client.get(f"/v1/campaigns/{campaign}").json()["status"] == "running"
 
@@ -286,6 +308,7 @@ def test_kafka_ingress_dedupes_rejects_to_the_deadletter_topic_and_goes_on(
             }
 
         sample_ref = f"{marker}-sample"
+        submitted = vclock(stack).now()
         sample = json.loads(
             json.dumps(
                 {
@@ -333,7 +356,6 @@ def test_kafka_ingress_dedupes_rejects_to_the_deadletter_topic_and_goes_on(
             body = value if isinstance(value, bytes) else json.dumps(value).encode()
             producer.send(TASKS_SUBMIT.name, key=f"{marker}-{ref}".encode(), value=body)
 
-        submitted = vclock(stack).now()
         send("sample", sample)
         for reason, value in invalid.items():
             send(reason, value)
@@ -347,8 +369,7 @@ def test_kafka_ingress_dedupes_rejects_to_the_deadletter_topic_and_goes_on(
         http_again = client.post("/v1/tasks", json={**sample, "api_key": None})
         sample_id = wait_until(
             lambda: (
-                (r := client.post("/v1/tasks", json=dict(sample.items()))).status_code
-                == 200
+                (r := client.post("/v1/tasks", json=dict(sample.items()))).status_code == 200
                 and r.json()["id"]
             ),
             message="Kafka sample accepted",
@@ -387,6 +408,16 @@ def test_kafka_ingress_dedupes_rejects_to_the_deadletter_topic_and_goes_on(
             timeout=120,
             message="valid tasks dialled",
         )
+
+
+def _finished(client: httpx.Client, task_id: str) -> dict[str, Any]:
+    return dict(
+        wait_until(
+            lambda: (t := client.get(f"/v1/tasks/{task_id}").json())["status"] == "completed" and t,
+            timeout=120,
+            message=f"task {task_id} completed",
+        )
+    )
 
 
 def _strip(text: str) -> str:
