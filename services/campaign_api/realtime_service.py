@@ -40,6 +40,7 @@ from outbound_core.outbox import Outbox, Outgoing
 from outbound_core.topics import CAMPAIGNS, TASKS_STATUS
 
 log = structlog.get_logger(__name__)
+EVENT_BYTES = 400_000  # payload bytes per ContactsAdded event
 Verdict = Literal["accepted", "duplicate", "rejected"]
 
 
@@ -301,15 +302,10 @@ class RealtimeService:
                 {"_id": campaign_id}, {"$inc": {"total_contacts": fresh}}
             )
             total = (updated or {}).get("total_contacts", 0) + fresh
-            for i in range(0, len(group), self.contacts_per_event):
-                chunk = group[i : i + self.contacts_per_event]
-                event = ContactsAdded(
-                    campaign_id=campaign_id,
-                    contacts=[self._seed(d) for d in chunk],
-                    total_contacts=total,
-                )
+            for chunk in self._chunks([self._seed(d) for d in group]):
+                event = ContactsAdded(campaign_id=campaign_id, contacts=chunk, total_contacts=total)
                 env = self.bus.envelope(
-                    event, org_id=chunk[0]["org_id"], workspace_id=chunk[0]["workspace_id"]
+                    event, org_id=group[0]["org_id"], workspace_id=group[0]["workspace_id"]
                 )
                 sends.append(self.bus.publish(CAMPAIGNS, env, key=campaign_id))
         await asyncio.gather(*sends)
@@ -317,6 +313,23 @@ class RealtimeService:
             {"_id": {"$in": [d["_id"] for d in docs]}},
             {"$set": {"published": True, "counted": True}},
         )
+
+    def _chunks(self, seeds: list[ContactSeed]) -> list[list[ContactSeed]]:
+        """Few, large events, each well under the broker's 1 MB message limit (a task carries
+        its agent's prompts, which may be long)."""
+        out: list[list[ContactSeed]] = []
+        batch: list[ContactSeed] = []
+        size = 0
+        for seed in seeds:
+            cost = len(seed.model_dump_json())
+            if batch and (len(batch) >= self.contacts_per_event or size + cost > EVENT_BYTES):
+                out.append(batch)
+                batch, size = [], 0
+            batch.append(seed)
+            size += cost
+        if batch:
+            out.append(batch)
+        return out
 
     @staticmethod
     def _seed(d: Doc) -> ContactSeed:
