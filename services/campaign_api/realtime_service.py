@@ -366,7 +366,7 @@ class RealtimeService:
 
     async def relay(self) -> None:
         """Finish the planning of tasks persisted but not handed on (a crash in between)."""
-        before = self.clock.now() - timedelta(seconds=10 * self.clock.speed)
+        before = self.clock.now() - timedelta(seconds=60 * self.clock.speed)
         docs = await self.rt.unpublished(before=before, limit=1000)
         if docs:
             log.warning("re-planning unpublished realtime tasks", count=len(docs))

@@ -20,6 +20,7 @@ from outbound_core.devstack import DevStack
 from outbound_core.topics import ALLOCATOR, DEADLETTER, TASKS_STATUS, TASKS_SUBMIT
 from tests.conftest import wait_until
 from tests.e2e.planner_support import mongo, sim_calls, vclock
+from tests.support.subscriber import Subscriber
 
 pytestmark = pytest.mark.e2e
 
@@ -267,6 +268,29 @@ def test_task_pause_resume_and_archive(stack: DevStack, api: httpx.Client) -> No
         )
         assert sim_calls(stack, [tid]) == []
 
+        # the campaign's pause, resume and archive apply to its tasks
+        r2 = client.post(
+            "/v1/tasks", json={"phone": "+919876500821", "campaign": campaign, "startAfter": far}
+        )
+        tid2 = r2.json()["id"]
+        assert (
+            client.patch(f"/v1/campaigns/{campaign}", json={"action": "pause"}).status_code == 200
+        )
+        assert client.get(f"/v1/tasks/{tid2}").json()["status"] == "paused"
+        assert (
+            client.patch(f"/v1/campaigns/{campaign}", json={"action": "resume"}).status_code == 200
+        )
+        assert client.get(f"/v1/tasks/{tid2}").json()["status"] == "queued"
+        archived = client.patch(f"/v1/campaigns/{campaign}", json={"action": "archive"})
+        assert archived.status_code == 200, archived.text
+        wait_until(
+            lambda: client.get(f"/v1/tasks/{tid2}").json()["status"] == "archived",
+            message="campaign archive archives its tasks",
+        )
+        late = client.post("/v1/tasks", json={"phone": "+919876500822", "campaign": campaign})
+        assert late.status_code == 409
+        assert late.json()["errors"][0]["reason"] == "campaign_archived"
+
 
 def _org_of(stack: DevStack, workspace_id: str) -> str:
     with mongo(stack) as client:
@@ -287,6 +311,12 @@ def test_kafka_ingress_dedupes_rejects_to_the_deadletter_topic_and_goes_on(
         campaign, agent = _realtime_campaign(client)
         foreign, _ = _realtime_campaign(other)
         token = client.post("/v1/producer-tokens", json={"name": "leads"}).json()["token"]
+        sub = Subscriber().start()
+        hook = client.post(
+            "/v1/webhooks", json={"url": sub.url, "events": ["campaign.lead.updated"]}
+        )
+        assert hook.status_code == 201, hook.text
+        sub.secret = hook.json()["secret"]
         opted_out = "+919876500839"
         # The API's opt-out projection (fed by the suppression ingestion of issue #3).
         with mongo(stack) as m:
@@ -377,6 +407,18 @@ def test_kafka_ingress_dedupes_rejects_to_the_deadletter_topic_and_goes_on(
         assert http_again.status_code in (200, 201)
         assert http_again.json()["id"] == sample_id
         _check_dialled_as_configured(stack, sample_id, submitted)
+        # the producer's results also reach webhook subscribers, signed
+        final = wait_until(
+            lambda: [
+                r
+                for r in sub.of_type("campaign.lead.updated")
+                if r.payload["data"]["lead_id"] == sample_id
+                and r.payload["data"]["status"] == "not_reachable"
+            ],
+            message="webhook for the sample's final state",
+        )
+        assert final[0].verified
+        sub.stop()
 
         dead = _collect(stack, DEADLETTER.name, lambda d: marker in json.dumps(d), len(invalid))
         reasons = {d["data"]["reason"] for d in dead}
