@@ -61,7 +61,6 @@ def build_app(settings: ApiSettings) -> FastAPI:
     realtime = RealtimeService(repo=repo, rt=rt_repo, bus=rt.bus, outbox=outbox, clock=rt.clock)
     TaskIngress(svc=realtime, rt=rt_repo, bus=rt.bus, settings=settings).register(rt.broker)
     rt.startup.append(rt_repo.ensure_indexes)
-    rt.every("realtime-relay", realtime.relay, 10.0)
     webhook_client = httpx.AsyncClient(base_url=settings.webhook_service_url, timeout=10.0)
     disposition_client = httpx.AsyncClient(base_url=settings.disposition_service_url, timeout=30.0)
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -28,7 +27,6 @@ class RealtimeRepository:
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("campaign_id", ASCENDING), ("created_at", DESCENDING)])
-        await self.tasks.create_index([("published", ASCENDING)])
         await self.tokens.create_index([("hash", ASCENDING)], unique=True)
 
     async def campaigns_by_id(self, ids: Sequence[str]) -> dict[str, Doc]:
@@ -71,14 +69,6 @@ class RealtimeRepository:
                 raise
             return {docs[e["index"]]["_id"] for e in errors}
         return set()
-
-    async def mark_published(self, ids: Sequence[str]) -> None:
-        if ids:
-            await self.tasks.update_many({"_id": {"$in": list(ids)}}, {"$set": {"published": True}})
-
-    async def unpublished(self, *, before: datetime, limit: int) -> list[Doc]:
-        cursor = self.tasks.find({"published": False, "created_at": {"$lt": before}}).limit(limit)
-        return [d async for d in cursor]
 
     async def task(self, *, workspace_id: str, task_id: str) -> Doc | None:
         return await self.tasks.find_one({"_id": task_id, "workspace_id": workspace_id})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
 import structlog
@@ -186,25 +185,25 @@ class RealtimeService:
         earlier = await self.rt.existing([s.task_id for s, _ in ok if s.task_id])
         seen: set[str] = set()
         fresh: list[tuple[Submitted, TaskRequest]] = []
-        republish: list[Doc] = []
         for s, r in ok:
             assert s.task_id is not None
             if s.task_id in earlier or s.task_id in seen:
                 s.verdict = "duplicate"
-                prior = earlier.get(s.task_id)
-                if prior is not None and not prior.get("published"):
-                    republish.append(prior)
                 continue
             seen.add(s.task_id)
             fresh.append((s, r))
         now = self.clock.now()
         docs = [self._task_doc(org_id, workspace_id, s, r, now) for s, r in fresh]
+        # Hand on first, then persist: a crash in between leaves the planner with a task the
+        # redelivered message (or the client's retry) hands on again and then persists; the
+        # planner and the lead projection ignore a task they already have.
+        await self._plan(docs)
         raced = await self.rt.insert(docs)
         for s, _ in fresh:
             if s.task_id in raced:
                 s.verdict = "duplicate"
         new_docs = [d for d in docs if d["_id"] not in raced]
-        await self._plan([*new_docs, *republish])
+        await self._count(docs, raced)
         await self._notify(org_id, workspace_id, out, notify_rejections=notify_rejections)
         if new_docs:
             log.info("realtime tasks accepted", count=len(new_docs))
@@ -284,12 +283,19 @@ class RealtimeService:
             "sim_outcomes": r.sim_outcomes,
             "config": r.config.model_dump(mode="python"),
             "created_at": now,
-            "published": False,
         }
 
+    async def _count(self, docs: list[Doc], raced: set[str]) -> None:
+        by_campaign: dict[str, int] = {}
+        for d in docs:
+            if d["_id"] not in raced:
+                by_campaign[d["campaign_id"]] = by_campaign.get(d["campaign_id"], 0) + 1
+        for campaign_id, n in by_campaign.items():
+            await self.repo.inc_campaign(campaign_id=campaign_id, inc={"total_contacts": n})
+
     async def _plan(self, docs: list[Doc]) -> None:
-        """ContactsAdded per campaign (few, large events), then mark them published; a crash
-        in between is repaired by :meth:`relay` (the planner ignores a task it already has)."""
+        """ContactsAdded per campaign: few, large events (``total_contacts`` is not used for
+        realtime campaigns, which never drain)."""
         if not docs:
             return
         by_campaign: dict[str, list[Doc]] = {}
@@ -297,11 +303,7 @@ class RealtimeService:
             by_campaign.setdefault(d["campaign_id"], []).append(d)
         sends = []
         for campaign_id, group in by_campaign.items():
-            fresh = sum(1 for d in group if not d.get("counted"))
-            updated = await self.repo.campaigns.find_one_and_update(
-                {"_id": campaign_id}, {"$inc": {"total_contacts": fresh}}
-            )
-            total = (updated or {}).get("total_contacts", 0) + fresh
+            total = 0
             for chunk in self._chunks([self._seed(d) for d in group]):
                 event = ContactsAdded(campaign_id=campaign_id, contacts=chunk, total_contacts=total)
                 env = self.bus.envelope(
@@ -309,10 +311,6 @@ class RealtimeService:
                 )
                 sends.append(self.bus.publish(CAMPAIGNS, env, key=campaign_id))
         await asyncio.gather(*sends)
-        await self.rt.tasks.update_many(
-            {"_id": {"$in": [d["_id"] for d in docs]}},
-            {"$set": {"published": True, "counted": True}},
-        )
 
     def _chunks(self, seeds: list[ContactSeed]) -> list[list[ContactSeed]]:
         """Few, large events, each well under the broker's 1 MB message limit (a task carries
@@ -363,11 +361,3 @@ class RealtimeService:
             key = s.task_ref or s.task_id or env.id
             sends.append(self.bus.publish(TASKS_STATUS, env, key=key))
         await asyncio.gather(*sends)
-
-    async def relay(self) -> None:
-        """Finish the planning of tasks persisted but not handed on (a crash in between)."""
-        before = self.clock.now() - timedelta(seconds=60 * self.clock.speed)
-        docs = await self.rt.unpublished(before=before, limit=1000)
-        if docs:
-            log.warning("re-planning unpublished realtime tasks", count=len(docs))
-            await self._plan(docs)

@@ -143,8 +143,12 @@ class Planner:
     async def on_contacts_added(self, env: Envelope, ev: ContactsAdded) -> None:
         now = to_ms(self.clock.now())
         docs = []
+        due: dict[str, datetime] = {}
         for c in ev.contacts:
             pos = initial_position(len(c.phones))
+            # a realtime task is not looked at before its startAfter (no write until then)
+            start = to_ms(c.config.start_after) if c.config and c.config.start_after else now
+            due[c.task_id] = max(now, start)
             docs.append(
                 {
                     "_id": c.task_id,
@@ -159,7 +163,7 @@ class Planner:
                     "task_ref": c.task_ref,
                     "config": c.config.model_dump(mode="python") if c.config else None,
                     "status": "pending",
-                    "due_at": now,
+                    "due_at": due[c.task_id],
                     "attempt": 0,
                     "calls": 0,
                     "seq": 0,
@@ -178,7 +182,7 @@ class Planner:
         camp["expected_total"] = max(camp.get("expected_total", 0), ev.total_contacts)
         if self._running(ev.campaign_id):
             for c in ev.contacts:
-                self.timer.push(now, c.task_id)
+                self.timer.push(due[c.task_id], c.task_id)
             self.kick()
 
     async def on_campaign_updated(self, env: Envelope, ev: CampaignUpdated) -> None:
