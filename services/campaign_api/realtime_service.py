@@ -214,17 +214,18 @@ class RealtimeService:
     ) -> None:
         if not ok:
             return
-        campaigns = await self.rt.campaigns_by_id(sorted({r.campaign_id for _, r in ok}))
+        # independent look-ups at once: they are on the submission → dial path
+        campaigns, numbers, opted_out = await asyncio.gather(
+            self.rt.campaigns_by_id(sorted({r.campaign_id for _, r in ok})),
+            self.rt.numbers_of(
+                workspace_id=workspace_id,
+                numbers=sorted({r.config.from_number for _, r in ok if r.config.from_number}),
+            ),
+            self.repo.suppressed_among(org_id=org_id, phones=sorted({r.phone for _, r in ok})),
+        )
         agent_ids = {r.agent_id for _, r in ok if r.agent_id}
         agent_ids |= {c["script_id"] for c in campaigns.values() if c.get("script_id")}
         agents = await self.rt.agents_by_id(workspace_id=workspace_id, ids=sorted(agent_ids))
-        numbers = await self.rt.numbers_of(
-            workspace_id=workspace_id,
-            numbers=sorted({r.config.from_number for _, r in ok if r.config.from_number}),
-        )
-        opted_out = await self.repo.suppressed_among(
-            org_id=org_id, phones=sorted({r.phone for _, r in ok})
-        )
         for s, r in ok:
             rejection = self._rejection(workspace_id, campaigns, agents, numbers, opted_out, r)
             if rejection is not None:
