@@ -17,6 +17,7 @@ MODULES: list[str] = [
     "benchmarks.bench_allocator",
     "benchmarks.bench_planner",
     "benchmarks.bench_api",
+    "benchmarks.bench_realtime",
 ]
 
 

@@ -18,6 +18,8 @@ from outbound_core.topics import (
     DISPOSITIONS,
     LEADS,
     SUPPRESSIONS,
+    TASKS_STATUS,
+    TASKS_SUBMIT,
     Topic,
 )
 
@@ -28,7 +30,10 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
         ev.ContactsRemoved,
         ev.CampaignStatusChanged,
         ev.CampaignUpdated,
+        ev.TasksControlled,
     ),
+    TASKS_SUBMIT: (ev.TaskSubmit,),
+    TASKS_STATUS: (ev.TaskStatusChanged,),
     ALLOCATOR: (
         ev.TaskQueued,
         ev.TaskWithdrawn,
@@ -47,6 +52,8 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
 
 PRODUCERS = {
     CAMPAIGNS: "campaign-api",
+    TASKS_SUBMIT: "other services (realtime task producers); consumed by campaign-api",
+    TASKS_STATUS: "campaign-api (accepted, rejected) and task-planner (every later state)",
     ALLOCATOR: "task-planner, dialer, campaign-api",
     DISPATCH: "slot-allocator",
     CALLS: "dialer",
@@ -54,6 +61,96 @@ PRODUCERS = {
     SUPPRESSIONS: "disposition",
     LEADS: "task-planner",
     DEADLETTER: "every consumer",
+}
+
+
+_SAMPLE_TASK: dict[str, Any] = {
+    "phone": "+919876543210",
+    "from": "+918012345678",
+    "agent": "agt_3kQ9xLm2Vb7Hd1Ra",
+    "start": 1000,
+    "end": 1800,
+    "timezone": "Asia/Kolkata",
+    "startAfter": 1748629800000,
+    "endAfter": 1748716200000,
+    "priorities": [100, 50],
+    "retries": 2,
+    "intervals": [180000],
+    "retryOutcomes": ["voicemail"],
+    "context": {"name": "Tarun"},
+    "campaign": "cmp_7fQ2xY9aB3kL0pWe",
+    "task_ref": "lead-8841",
+}
+_ENVELOPE_EXAMPLE = {
+    "id": "evt_Zk2N8c1PqR4sT7uV",
+    "version": 1,
+    "occurred_at": "2027-02-01T09:30:00Z",
+    "producer": "lead-forms",
+    "org_id": "org_Aa1Bb2Cc3Dd4Ee5F",
+    "workspace_id": "ws_Gg6Hh7Ii8Jj9Kk0L",
+    "correlation_id": "lead-8841",
+}
+EXAMPLES: dict[str, list[dict[str, Any]]] = {
+    "task.submit": [
+        {
+            "name": "enveloped",
+            "summary": "The task in the common envelope; Kafka key = task_ref.",
+            "headers": {"authorization": "Bearer obp_…"},
+            "payload": {**_ENVELOPE_EXAMPLE, "type": "task.submit", "data": _SAMPLE_TASK},
+        },
+        {
+            "name": "bare",
+            "summary": "The bare HTTP body, naming its workspace and carrying its credential.",
+            "payload": {**_SAMPLE_TASK, "workspace_id": "ws_Gg6Hh7Ii8Jj9Kk0L", "api_key": "obp_…"},
+        },
+    ],
+    "task.status": [
+        {
+            "name": "accepted",
+            "payload": {
+                **_ENVELOPE_EXAMPLE,
+                "producer": "campaign-api",
+                "type": "task.status",
+                "data": {
+                    "task_ref": "lead-8841",
+                    "task_id": "tsk_Rr1Ss2Tt3Uu4Vv5W",
+                    "campaign_id": "cmp_7fQ2xY9aB3kL0pWe",
+                    "status": "accepted",
+                    "duplicate": False,
+                },
+            },
+        },
+        {
+            "name": "rejected",
+            "payload": {
+                **_ENVELOPE_EXAMPLE,
+                "producer": "campaign-api",
+                "type": "task.status",
+                "data": {
+                    "task_ref": "lead-8842",
+                    "status": "rejected",
+                    "reason": "invalid_intervals",
+                    "detail": "2 attempts need 1 interval(s) (retries - 1), got 0",
+                },
+            },
+        },
+        {
+            "name": "completed",
+            "payload": {
+                **_ENVELOPE_EXAMPLE,
+                "producer": "task-planner",
+                "type": "task.status",
+                "data": {
+                    "task_ref": "lead-8841",
+                    "task_id": "tsk_Rr1Ss2Tt3Uu4Vv5W",
+                    "campaign_id": "cmp_7fQ2xY9aB3kL0pWe",
+                    "status": "completed",
+                    "attempt": 2,
+                    "last_disposition": "interested",
+                },
+            },
+        },
+    ],
 }
 
 
@@ -103,6 +200,8 @@ def build() -> dict[str, Any]:
                     ],
                 },
             }
+            if model.TYPE in EXAMPLES:
+                messages[name]["examples"] = EXAMPLES[model.TYPE]
             channel_messages[name] = {"$ref": f"#/components/messages/{name}"}
         cid = topic.name.replace(".", "_")
         channels[cid] = {

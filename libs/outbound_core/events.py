@@ -69,6 +69,33 @@ class AgentSnapshot(BaseModel):
     voicemail_message: str = ""
 
 
+class TaskConfig(BaseModel):
+    """A realtime task's own configuration (the effective one, after defaults): the planner and
+    the dialer use it instead of the campaign's settings."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    hours_start: str = Field("00:00", description="Local start of the daily window, HH:MM.")
+    hours_end: str = Field("00:00", description="Local end (exclusive), HH:MM; equal = all day.")
+    timezone: str | None = Field(
+        None, description="IANA zone of the hours; None = the recipient's zone(s)."
+    )
+    start_after: datetime | None = Field(None, description="No attempt before this instant.")
+    end_after: datetime | None = Field(None, description="No attempt from this instant on.")
+    priorities: list[int] = Field(
+        default_factory=list, description="Priority of each attempt; higher runs first."
+    )
+    retries: int = Field(1, ge=1, le=10, description="Total attempts.")
+    intervals_ms: list[int] = Field(
+        default_factory=list, description="Gap before attempt n+1 (ms), retries-1 entries."
+    )
+    retry_outcomes: list[str] = Field(
+        default_factory=lambda: ["no_answer", "busy", "failed"],
+        description="Outcomes that are retried (no answer, busy, failed always are).",
+    )
+    from_number: str | None = Field(None, description="Caller id (E.164).")
+    agent: AgentSnapshot | None = Field(None, description="The task's agent, if not the default.")
+
+
 class ContactSeed(BaseModel):
     """One contact of a campaign, as the planner turns it into a task."""
 
@@ -81,6 +108,23 @@ class ContactSeed(BaseModel):
     sim_outcomes: list[str] = Field(
         default_factory=list, description="Simulator script: one outcome per attempt."
     )
+    task_ref: str | None = Field(
+        None, description="Realtime: the producer's idempotency key for this task."
+    )
+    config: TaskConfig | None = Field(
+        None, description="Realtime: the task's own configuration (None for batch contacts)."
+    )
+
+
+class DialWindow(BaseModel):
+    """A realtime task's own calling window, for the dialer's last-moment guard."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    hours_start: str
+    hours_end: str
+    timezone: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
 
 
 class DialRequest(BaseModel):
@@ -96,6 +140,12 @@ class DialRequest(BaseModel):
     sim_outcomes: list[str] = Field(default_factory=list)
     from_number: str | None = Field(
         None, description="Caller number chosen by the allocator from the campaign's pool."
+    )
+    agent: AgentSnapshot | None = Field(
+        None, description="Realtime: the task's own agent (else the campaign's)."
+    )
+    window: DialWindow | None = Field(
+        None, description="Realtime: the task's own calling window (else the campaign's)."
     )
 
 
@@ -147,6 +197,15 @@ class ContactsRemoved(Payload):
     campaign_id: str
     task_ids: list[str] = Field(description="Tasks (leads) to archive if still uncalled.")
     total_contacts: int = Field(description="Campaign total after the removal.")
+
+
+class TasksControlled(Payload):
+    """Pause, resume or archive single tasks of a campaign (``PATCH /v1/tasks/{id}``)."""
+
+    TYPE: ClassVar[str] = "campaign.tasks_controlled"
+    campaign_id: str
+    task_ids: list[str]
+    action: Literal["pause", "resume", "archive"]
 
 
 class CampaignStatusChanged(Payload):
@@ -380,6 +439,7 @@ LeadStatus = Literal[
     "not_reachable",
     "archived",
     "blocked",
+    "paused",
 ]
 
 
@@ -409,6 +469,72 @@ class CampaignDrained(Payload):
 
 
 # ---------------------------------------------------------------------------------------------
+# tasks.submit.v1 / tasks.status.v1 (realtime tasks)
+
+
+class TaskSubmit(Payload):
+    """A realtime task as a producer submits it (the same body as ``POST /v1/tasks``), inside
+    the common envelope. Producers that cannot wrap send the bare body instead, with
+    ``workspace_id`` and the credential as fields of it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    TYPE: ClassVar[str] = "task.submit"
+    phone: str = Field(examples=["+919876543210"])
+    campaign: str = Field(examples=["cmp_7fQ2xY9aB3kL0pWe"])
+    task_ref: str | None = Field(
+        None, description="Idempotency key; defaults to the Kafka message key."
+    )
+    workspace_id: str | None = Field(None, description="Bare form only: the target workspace.")
+    api_key: str | None = Field(None, description="An API key or producer token of the workspace.")
+    from_: str | None = Field(None, alias="from", examples=["+918012345678"])
+    agent: str | None = Field(None, examples=["agt_…"])
+    start: int | str | None = Field(None, description="Daily start, HHMM.", examples=[1000])
+    end: int | str | None = Field(None, description="Daily end, HHMM.", examples=[1800])
+    timezone: str | None = Field(None, examples=["Asia/Kolkata"])
+    startAfter: int | None = Field(None, description="Epoch ms.", examples=[1748629800000])
+    endAfter: int | None = Field(None, description="Epoch ms.", examples=[1748716200000])
+    priorities: list[int] | None = Field(None, examples=[[100, 50]])
+    retries: int | None = Field(None, description="Total attempts.", examples=[2])
+    intervals: list[int] | None = Field(None, description="ms, retries-1.", examples=[[180000]])
+    retryOutcomes: list[str] | None = Field(None, examples=[["voicemail"]])
+    context: dict[str, Any] | None = Field(None, examples=[{"name": "Tarun"}])
+
+
+TaskState = Literal[
+    "accepted",
+    "rejected",
+    "pending",
+    "queued",
+    "dialing",
+    "waiting_retry",
+    "completed",
+    "not_reachable",
+    "archived",
+    "blocked",
+    "paused",
+]
+
+
+class TaskStatusChanged(Payload):
+    """What became of a submitted realtime task: accepted or rejected (from campaign-api),
+    then every state change (from task-planner). Keyed by the producer's ``task_ref``."""
+
+    TYPE: ClassVar[str] = "task.status"
+    task_ref: str | None = Field(None, description="The producer's idempotency key.")
+    task_id: str | None = Field(None, description="None when rejected before it was a task.")
+    campaign_id: str | None = None
+    status: TaskState
+    reason: str | None = Field(
+        None, description="Machine-readable: e.g. invalid_phone, opted_out, duplicate."
+    )
+    detail: str | None = None
+    attempt: int = 0
+    last_disposition: str | None = None
+    next_attempt_at: datetime | None = None
+    duplicate: bool = Field(False, description="Accepted earlier; this submission was merged.")
+
+
+# ---------------------------------------------------------------------------------------------
 # deadletter.v1
 
 
@@ -432,6 +558,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         ContactsRemoved,
         CampaignStatusChanged,
         CampaignUpdated,
+        TasksControlled,
         TaskQueued,
         TaskWithdrawn,
         CampaignWithdrawn,
@@ -448,6 +575,8 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         SuppressionRemoved,
         LeadUpdated,
         CampaignDrained,
+        TaskSubmit,
+        TaskStatusChanged,
         DeadLettered,
     )
 }

@@ -19,6 +19,11 @@ CAMPAIGNS = Topic(
 TASKS_SUBMIT = Topic(
     "tasks.submit.v1", "producer idempotency key", "Realtime tasks pushed by other services."
 )
+TASKS_STATUS = Topic(
+    "tasks.status.v1",
+    "task_ref (the producer's idempotency key)",
+    "What became of each realtime task: accepted, rejected, queued, dialing, completed…",
+)
 ALLOCATOR = Topic(
     "allocator.v1",
     "org_id",
@@ -48,6 +53,7 @@ DEADLETTER = Topic(
 ALL_TOPICS: tuple[Topic, ...] = (
     CAMPAIGNS,
     TASKS_SUBMIT,
+    TASKS_STATUS,
     ALLOCATOR,
     DISPATCH,
     CALLS,

@@ -6,7 +6,10 @@ from fastapi import FastAPI
 from campaign_api import problems
 from campaign_api.auth import hash_key
 from campaign_api.campaigns import CampaignService
+from campaign_api.ingest import TaskIngress
 from campaign_api.projections import Projections
+from campaign_api.realtime_repo import RealtimeRepository
+from campaign_api.realtime_service import RealtimeService
 from campaign_api.repository import ApiRepository
 from campaign_api.routes import (
     agents,
@@ -17,6 +20,7 @@ from campaign_api.routes import (
     numbers,
     slots,
     suppressions,
+    tasks,
     tenancy,
     webhooks,
 )
@@ -54,6 +58,10 @@ def build_app(settings: ApiSettings) -> FastAPI:
         max_contacts=settings.max_contacts,
         contacts_per_event=settings.contacts_per_event,
     )
+    rt_repo = RealtimeRepository(rt.db)
+    realtime = RealtimeService(repo=repo, rt=rt_repo, bus=rt.bus, outbox=outbox, clock=rt.clock)
+    TaskIngress(svc=realtime, rt=rt_repo, bus=rt.bus, settings=settings).register(rt.broker)
+    rt.startup.append(rt_repo.ensure_indexes)
     webhook_client = httpx.AsyncClient(base_url=settings.webhook_service_url, timeout=10.0)
     disposition_client = httpx.AsyncClient(base_url=settings.disposition_service_url, timeout=30.0)
 
@@ -92,6 +100,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
     app = build_http_app(
         rt,
         tenancy.router,
+        tasks.router,
         contacts.router,
         campaigns.router,
         numbers.router,
@@ -107,6 +116,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.repo = repo
     app.state.campaigns = svc
+    app.state.realtime = realtime
     app.state.outbox = outbox
     app.state.webhook_client = webhook_client
     app.state.disposition_client = disposition_client

@@ -67,6 +67,7 @@ def campaign_view(doc: Doc, *, rate: float = 0.0, today: datetime | None = None)
     ``today`` adds the 30-day series."""
     return {
         "id": doc["_id"],
+        "type": doc.get("kind", "batch"),
         "name": doc["name"],
         "status": doc["status"],
         "status_reason": doc.get("status_reason"),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from outbound_core.events import DialWindow
 from outbound_core.windows import Closed, build_window
 
 DEFAULT_NAME = "there"
@@ -66,6 +67,7 @@ def abort_reason(
     now: datetime,
     lease_expires_at: datetime,
     check_window: bool = True,
+    window: DialWindow | None = None,
 ) -> str | None:
     """Why a dispatched attempt must not be dialled right now, or None to dial it."""
     if campaign is None:
@@ -77,19 +79,32 @@ def abort_reason(
         return "lease_expired"
     if not check_window:
         return None
-    hours = campaign.get("calling_hours") or {}
-    schedule = campaign.get("schedule") or {}
-    window = build_window(
-        phone=phone,
-        contact_timezone=contact_timezone,
-        hours_start=hours.get("start", "09:00"),
-        hours_end=hours.get("end", "20:00"),
-        campaign_timezone=schedule.get("timezone") if hours.get("use_campaign_timezone") else None,
-        not_before=schedule.get("start_time"),
-        not_after=schedule.get("end_time"),
-    )
-    if isinstance(window, Closed):
-        return window.reason
-    if not window.is_open(now):
+    if window is not None:  # a realtime task's own window
+        built = build_window(
+            phone=phone,
+            contact_timezone=contact_timezone,
+            hours_start=window.hours_start,
+            hours_end=window.hours_end,
+            campaign_timezone=window.timezone,
+            not_before=window.not_before,
+            not_after=window.not_after,
+        )
+    else:
+        hours = campaign.get("calling_hours") or {}
+        schedule = campaign.get("schedule") or {}
+        built = build_window(
+            phone=phone,
+            contact_timezone=contact_timezone,
+            hours_start=hours.get("start", "09:00"),
+            hours_end=hours.get("end", "20:00"),
+            campaign_timezone=schedule.get("timezone")
+            if hours.get("use_campaign_timezone")
+            else None,
+            not_before=schedule.get("start_time"),
+            not_after=schedule.get("end_time"),
+        )
+    if isinstance(built, Closed):
+        return built.reason
+    if not built.is_open(now):
         return "outside_window"
     return None

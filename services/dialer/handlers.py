@@ -112,6 +112,7 @@ class DialerHandlers:
             now=self.clock.now(),
             lease_expires_at=self._lease_deadline(env, d),
             check_window=self.check_window,
+            window=d.dial.window,
         )
         if reason is None and await self.suppressions.is_suppressed(
             org_id=env.org_id, phone=d.dial.phone
@@ -147,7 +148,7 @@ class DialerHandlers:
     def _call_doc(
         self, env: Envelope, d: TaskDispatched, call_id: str, campaign: dict[str, Any]
     ) -> dict[str, Any]:
-        agent = campaign.get("agent") or {}
+        agent = d.dial.agent.model_dump() if d.dial.agent else (campaign.get("agent") or {})
         variables = contact_variables(name=d.dial.name, variables=d.dial.variables)
         return {
             "_id": call_id,
@@ -161,8 +162,8 @@ class DialerHandlers:
             "provider": self.provider.name,
             "phone": d.dial.phone,
             "phone_index": d.dial.phone_index,
-            # the allocator's pick from the campaign's pool (within its calls-per-second),
-            # else the campaign's own caller id
+            # the task's own caller id (realtime) or the allocator's pick from the campaign's
+            # pool (within its calls-per-second), else the campaign's own caller id
             "from_number": d.dial.from_number or campaign.get("from_number"),
             "language": campaign.get("language") or agent.get("language") or "en",
             "greeting": render_template(agent.get("greeting", ""), variables),

@@ -15,6 +15,7 @@ from outbound_core.events import (
     LeaseExpired,
     SuppressionAdded,
     TaskDispatched,
+    TasksControlled,
 )
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import CALLS, CAMPAIGNS, DISPATCH, DISPOSITIONS, SUPPRESSIONS
@@ -22,6 +23,7 @@ from task_planner.planner import Planner
 from task_planner.repository import PlannerRepository
 from task_planner.settings import PlannerSettings, get_settings
 from task_planner.suppressions import SuppressionHandlers
+from task_planner.task_control import TaskControl
 
 
 def build_app(settings: PlannerSettings) -> FastAPI:
@@ -36,6 +38,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         reconcile_batch=settings.reconcile_batch,
     )
     rt.startup.append(planner.rebuild)
+    control = TaskControl(planner)
     rt.consume(
         CAMPAIGNS,
         (CampaignCreated, planner.on_campaign_created),
@@ -43,6 +46,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         (ContactsRemoved, planner.on_contacts_removed),
         (CampaignStatusChanged, planner.on_status_changed),
         (CampaignUpdated, planner.on_campaign_updated),
+        (TasksControlled, control.on_tasks_controlled),
     )
     rt.consume(
         DISPATCH, (TaskDispatched, planner.on_dispatched), (LeaseExpired, planner.on_lease_expired)

@@ -29,6 +29,14 @@ class RetryPolicy:
     max_attempts: int
     retry_interval: timedelta
     retry_outcomes: frozenset[str]
+    intervals: tuple[timedelta, ...] = ()  # realtime: the gap after each attempt
+
+    def interval_after(self, pass_number: int) -> timedelta:
+        """The gap between the end of pass ``pass_number`` and the next pass: the task's own
+        ``intervals`` (realtime) when it has one for that pass, else the campaign's interval."""
+        if 1 <= pass_number <= len(self.intervals):
+            return self.intervals[pass_number - 1]
+        return self.retry_interval
 
     @staticmethod
     def batch(
@@ -104,7 +112,7 @@ def after_attempt(
         due = (
             callback_at
             if callback_at and callback_at > ended_at
-            else (ended_at + policy.retry_interval)
+            else (ended_at + policy.interval_after(pos.pass_number))
         )
         return Next(status="waiting_retry", position=here, due_at=due, callback=True)
     if terminal or (disposition not in MOVE_ON and disposition not in policy.retry_outcomes):
@@ -150,7 +158,7 @@ def _advance(here: Position, policy: RetryPolicy, *, ended_at: datetime, disposi
             return Next(
                 status="waiting_retry",
                 position=replace(here, phone_index=eligible[0], pass_number=pos.pass_number + 1),
-                due_at=ended_at + policy.retry_interval,
+                due_at=ended_at + policy.interval_after(pos.pass_number),
             )
     if all(p.excluded for p in phones):
         if any(p.suppressed for p in phones) and not any(p.last == "wrong_number" for p in phones):

@@ -26,10 +26,11 @@ from outbound_core.events import (
     LeaseExpired,
     TaskDispatched,
     TaskQueued,
+    TaskStatusChanged,
     TaskWithdrawn,
 )
 from outbound_core.kafka import EventBus
-from outbound_core.topics import ALLOCATOR, LEADS
+from outbound_core.topics import ALLOCATOR, LEADS, TASKS_STATUS
 from outbound_core.windows import CallingWindow, Closed
 from task_planner.domain import (
     ACTIVE_STATUSES,
@@ -39,7 +40,6 @@ from task_planner.domain import (
     Next,
     PhoneState,
     Position,
-    RetryPolicy,
     after_attempt,
     caller_numbers,
     initial_position,
@@ -47,6 +47,7 @@ from task_planner.domain import (
     replanned_due,
     restart_fields,
 )
+from task_planner.realtime import attempt_priority, dial_extras, is_realtime, policy_for
 from task_planner.repository import Doc, PlannerRepository
 from task_planner.timer import DueTimer
 from task_planner.windowing import window_for
@@ -143,8 +144,12 @@ class Planner:
     async def on_contacts_added(self, env: Envelope, ev: ContactsAdded) -> None:
         now = to_ms(self.clock.now())
         docs = []
+        due: dict[str, datetime] = {}
         for c in ev.contacts:
             pos = initial_position(len(c.phones))
+            # a realtime task is not looked at before its startAfter (no write until then)
+            start = to_ms(c.config.start_after) if c.config and c.config.start_after else now
+            due[c.task_id] = max(now, start)
             docs.append(
                 {
                     "_id": c.task_id,
@@ -156,8 +161,10 @@ class Planner:
                     "timezone": c.timezone,
                     "variables": c.variables,
                     "sim_outcomes": c.sim_outcomes,
+                    "task_ref": c.task_ref,
+                    "config": c.config.model_dump(mode="python") if c.config else None,
                     "status": "pending",
-                    "due_at": now,
+                    "due_at": due[c.task_id],
                     "attempt": 0,
                     "calls": 0,
                     "seq": 0,
@@ -176,7 +183,7 @@ class Planner:
         camp["expected_total"] = max(camp.get("expected_total", 0), ev.total_contacts)
         if self._running(ev.campaign_id):
             for c in ev.contacts:
-                self.timer.push(now, c.task_id)
+                self.timer.push(due[c.task_id], c.task_id)
             self.kick()
 
     async def on_campaign_updated(self, env: Envelope, ev: CampaignUpdated) -> None:
@@ -319,7 +326,7 @@ class Planner:
             await self._archive_campaign(env, ev.campaign_id, reason=ev.reason or ev.status)
 
     async def _archive_campaign(self, env: Envelope, campaign_id: str, *, reason: str) -> None:
-        waiting = [*SCHEDULABLE_STATUSES, "queued"]
+        waiting = [*SCHEDULABLE_STATUSES, "queued", "paused"]
         for t in await self.repo.in_status(campaign_id=campaign_id, statuses=waiting):
             new = await self.repo.transition(
                 task_id=t["_id"],
@@ -425,11 +432,7 @@ class Planner:
                     self.kick()
             return
         campaign = self.campaigns.get(task["campaign_id"], {})
-        policy = RetryPolicy.batch(
-            max_attempts=campaign.get("max_attempts", 1),
-            retry_interval_minutes=campaign.get("retry_interval_minutes", 240),
-            retry_outcomes=campaign.get("retry_outcomes", ["no_answer", "busy", "failed"]),
-        )
+        policy = policy_for(task, campaign)
         if retryable:  # a custom label its workspace defined as retryable
             policy = replace(policy, retry_outcomes=policy.retry_outcomes | {disposition})
         nxt: Next = after_attempt(
@@ -455,6 +458,8 @@ class Planner:
             # The campaign ended while this call was in flight: nothing may follow it, and
             # the stop only archived what was waiting at that moment.
             fields.update(status="archived", due_at=None, reason=ended)
+        elif nxt.due_at is not None and task.get("archive_after_call"):
+            fields.update(status="archived", due_at=None, reason="archived")
         history = {
             "attempt": attempt,
             "call_id": call_id,
@@ -482,6 +487,8 @@ class Planner:
     async def _check_drained(self, env: Envelope | None, task: Doc) -> None:
         """Publish CampaignDrained once no task of ``task``'s campaign can be called again."""
         campaign_id = task["campaign_id"]
+        if self.campaigns.get(campaign_id, {}).get("kind") == "realtime":
+            return  # a lead stream never runs dry: the campaign runs until it is archived
         if await self.repo.has_active(campaign_id=campaign_id, statuses=ACTIVE_STATUSES):
             return
         total = await self.repo.count(campaign_id=campaign_id)
@@ -535,6 +542,15 @@ class Planner:
                 await self._check_drained(None, new)
             return
         if decision.action == "ended":
+            if is_realtime(task):  # its own endAfter passed: nothing ends it but itself
+                new = await self.repo.transition(
+                    task_id=task["_id"],
+                    expect_status=SCHEDULABLE_STATUSES,
+                    expect_attempt=task["attempt"],
+                    set_fields={"status": "archived", "reason": "end_after_passed", "due_at": None},
+                )
+                if new is not None:
+                    await self._publish_lead(new, causation=None)
             return  # the schedule ended: the campaign's end archives it
         if decision.action == "wait":
             assert decision.due_at is not None
@@ -560,6 +576,9 @@ class Planner:
 
     async def _publish_queued(self, task: Doc) -> None:
         campaign = self.campaigns.get(task["campaign_id"], {})
+        extras = dial_extras(task)
+        # a realtime task's own caller id wins over the campaign's pool
+        pool = [extras["from_number"]] if extras.get("from_number") else caller_numbers(campaign)
         dial = DialRequest(
             phone=task["phones"][task["phone_index"]],
             phone_index=task["phone_index"],
@@ -568,6 +587,7 @@ class Planner:
             timezone=task.get("timezone"),
             variables=task.get("variables", {}),
             sim_outcomes=task.get("sim_outcomes", []),
+            **extras,
         )
         await self.bus.emit(
             ALLOCATOR,
@@ -576,11 +596,11 @@ class Planner:
                 campaign_id=task["campaign_id"],
                 attempt=task["attempt"],
                 campaign_priority=campaign.get("priority", "normal"),
-                attempt_priority=task["pass_number"],
+                attempt_priority=attempt_priority(task),
                 callback=bool(task.get("callback")),
                 eligible_at=utc(task.get("queued_at") or self.clock.now()),
                 max_slots=campaign.get("max_slots"),
-                caller_numbers=caller_numbers(campaign),
+                caller_numbers=pool,
                 caller_cps=campaign.get("caller_cps") or {},
                 dial=dial,
             ),
@@ -617,4 +637,28 @@ class Planner:
             workspace_id=task["workspace_id"],
             causation=causation,
             dedupe_parts=(task["_id"], task["seq"]),
+        )
+        if is_realtime(task):
+            await self._publish_task_status(task, status=lead_status(task["status"], attempts))
+
+    async def _publish_task_status(self, task: Doc, *, status: str) -> None:
+        """Realtime producers follow their tasks on tasks.status.v1, keyed by their task_ref."""
+        await self.bus.emit(
+            TASKS_STATUS,
+            TaskStatusChanged(
+                task_ref=task.get("task_ref"),
+                task_id=task["_id"],
+                campaign_id=task["campaign_id"],
+                status=status,
+                reason=task.get("reason"),
+                attempt=len(task.get("history", [])),
+                last_disposition=task.get("last_disposition"),
+                next_attempt_at=task.get("due_at")
+                if task["status"] in SCHEDULABLE_STATUSES
+                else None,
+            ),
+            key=task.get("task_ref") or task["_id"],
+            org_id=task["org_id"],
+            workspace_id=task["workspace_id"],
+            dedupe_parts=(task["_id"], task["seq"], "status"),
         )

@@ -6,26 +6,26 @@ from __future__ import annotations
 from datetime import date, datetime
 from functools import lru_cache
 
-from outbound_core.clock import utc
 from outbound_core.windows import CallingWindow, Closed, build_window
+from task_planner.realtime import hours_of
 from task_planner.repository import Doc
 
 
 def window_for(task: Doc, campaign: Doc) -> CallingWindow | Closed:
-    """The calling window of the task's current phone under the campaign's settings."""
-    schedule = campaign.get("schedule") or {}
-    hours = campaign.get("calling_hours") or {}
-    weekdays = hours.get("weekdays")
+    """The calling window of the task's current phone under the campaign's settings, or under
+    the task's own (a realtime task: its hours, zone, startAfter and endAfter)."""
+    h = hours_of(task, campaign)
+    weekdays = h["weekdays"]
     return _window(
         phone=task["phones"][task["phone_index"]],
         contact_timezone=task.get("timezone"),
-        campaign_timezone=schedule.get("timezone") if hours.get("use_campaign_timezone") else None,
-        hours_start=hours.get("start", "09:00"),
-        hours_end=hours.get("end", "20:00"),
+        campaign_timezone=h["campaign_timezone"],
+        hours_start=h["hours_start"],
+        hours_end=h["hours_end"],
         weekdays=tuple(weekdays) if weekdays is not None else None,
-        blackout_dates=tuple(str(d) for d in hours.get("blackout_dates") or ()),
-        not_before=utc(schedule["start_time"]) if schedule.get("start_time") else None,
-        not_after=utc(schedule["end_time"]) if schedule.get("end_time") else None,
+        blackout_dates=tuple(str(d) for d in h["blackout_dates"]),
+        not_before=h["not_before"],
+        not_after=h["not_after"],
     )
 
 
