@@ -313,4 +313,4 @@ def test_openapi_shows_examples_for_the_main_endpoints(api: httpx.Client, agent:
     request_example = spec["components"]["schemas"]["CampaignIn"]["examples"][0]
     r = api.post("/v1/campaigns", json={**request_example, "script_id": agent})
     assert r.status_code == 201, r.text
-    assert set(created) == set(r.json())
+    assert set(created) <= set(r.json())  # the document leaves out null-valued fields
