@@ -74,6 +74,7 @@ def test_an_opt_out_in_one_campaign_leaves_the_number_out_of_later_ones(
     probe = wait_until(
         lambda: (c := _create(api, agent, [{"phone": OPTED}]))["opted_out_excluded"] == 1 and c,
         message="the API's suppression projection",
+        timeout=240,
     )
     assert probe["total_contacts"] == 0
 
@@ -120,11 +121,13 @@ def test_numbers_suppressed_and_released_through_the_api(api: httpx.Client, agen
     wait_until(
         lambda: _create(api, agent, [{"phone": number}])["opted_out_excluded"] == 1,
         message="the suppression to reach the API",
+        timeout=240,
     )
     assert api.request("DELETE", "/v1/suppressions", json={"phones": [number]}).status_code == 200
     back = wait_until(
         lambda: (c := _create(api, agent, [{"phone": number}]))["total_contacts"] == 1 and c,
         message="the release to reach the API",
+        timeout=240,
     )
     assert back["opted_out_excluded"] == 0
 
