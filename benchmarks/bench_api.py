@@ -101,10 +101,10 @@ async def _measure(ctx: Context, stack: DevStack) -> list[Result]:
     create_csv = percentile(csv_ms, 50)
     get_p50 = percentile(get_ms, 50)
     ctx.notes.append(
-        f"bench_api: {runs} runs each; every create is timed on a stack whose earlier "
-        "campaigns' leads are already projected; CPU is the campaign-api process's own (user + "
-        "system) during the request, which the machine's load does not inflate the way it "
-        f"does wall time (load average {os.getloadavg()[0]:.0f} at the end of this run)."
+        f"bench_api: {runs} runs each; before each create the bench waits (up to 90 s) for "
+        "the previous campaign's leads to be projected; CPU is the campaign-api process's own "
+        "(user + system) during the request, which the machine's load does not inflate the way "
+        f"it does wall time (load average {os.getloadavg()[0]:.0f} at the end of this run)."
     )
     return [
         Result(
