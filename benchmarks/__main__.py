@@ -47,7 +47,44 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def render(results: list[Result], *, infra: str, notes: list[str], command: str) -> str:
+def _row(r: Result) -> str:
+    met = "—" if r.met is None else ("yes" if r.met else "**no**")
+    note = f" ({r.note})" if r.note else ""
+    return f"| {r.benchmark} | {r.metric}{note} | {_fmt(r.value)} | {r.unit} | {r.target} | {met} |"
+
+
+def earlier(text: str, replaced: set[str]) -> tuple[list[str], list[str]]:
+    """The table rows and notes of an earlier docs/benchmarks.md that this run does not
+    replace: a partial run (``python -m benchmarks api``) keeps every other benchmark's
+    figures. A note belongs to the benchmark its first word names."""
+    rows: list[str] = []
+    notes: list[str] = []
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+        elif line.startswith("| ") and not line.startswith(("| benchmark |", "|---")):
+            name = line.split("|")[1].strip()
+            if name not in replaced:
+                rows.append(line)
+        elif section == "Notes" and line.startswith("- "):
+            first = line[2:].split(" ", 1)[0].rstrip(":")
+            notes.append(line[2:])
+            if first in replaced or first.removeprefix("bench_") in replaced:
+                notes.pop()
+        elif section == "Notes" and line.startswith("  ") and notes:
+            notes[-1] += "\n" + line  # continuation of a kept note
+    return rows, notes
+
+
+def render(
+    results: list[Result],
+    *,
+    infra: str,
+    notes: list[str],
+    command: str,
+    kept_rows: list[str] | None = None,
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -56,17 +93,19 @@ def render(results: list[Result], *, infra: str, notes: list[str], command: str)
         "measured within one run.",
         f"- Infrastructure: {infra}",
         f"- Command: `{command}`",
+    ]
+    if kept_rows:
+        lines.append(
+            "- Rows of benchmarks this command did not run are kept from earlier runs "
+            "(see the git history of this file for their dates)."
+        )
+    lines += [
         "",
         "| benchmark | metric | value | unit | target | met |",
         "|---|---|---|---|---|---|",
+        *(kept_rows or []),
+        *(_row(r) for r in results),
     ]
-    for r in results:
-        met = "—" if r.met is None else ("yes" if r.met else "**no**")
-        note = f" ({r.note})" if r.note else ""
-        lines.append(
-            f"| {r.benchmark} | {r.metric}{note} | {_fmt(r.value)} | {r.unit} | {r.target} | "
-            f"{met} |"
-        )
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -127,7 +166,16 @@ def main() -> None:
         for p in reversed(procs):
             p.stop()
     command = "make bench" + (f" ({shlex.join(sys.argv[1:])})" if sys.argv[1:] else "")
-    Path(args.output).write_text(render(results, infra=infra, notes=ctx.notes, command=command))
+    out = Path(args.output)
+    kept_rows: list[str] = []
+    notes = ctx.notes
+    if args.only and out.exists():
+        replaced = {r.benchmark for r in results}
+        replaced |= {n.rsplit(".", 1)[-1] for n in names}
+        replaced |= {n.rsplit(".", 1)[-1].removeprefix("bench_") for n in names}
+        kept_rows, kept_notes = earlier(out.read_text(), replaced)
+        notes = kept_notes + notes
+    out.write_text(render(results, infra=infra, notes=notes, command=command, kept_rows=kept_rows))
     print(f"wrote {args.output}")  # noqa: T201
 
 

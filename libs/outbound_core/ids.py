@@ -14,12 +14,19 @@ PREFIXES = frozenset(
 )
 
 
+# two base-62 digits at a time (least significant first, as one at a time would give): ids
+# are minted 10,000 at a time when a campaign is created
+_PAIRS = [_ALPHABET[i % 62] + _ALPHABET[i // 62] for i in range(62 * 62)]
+
+
 def _encode(raw: bytes, length: int) -> str:
     n = int.from_bytes(raw, "big")
     out = []
-    for _ in range(length):
-        n, r = divmod(n, len(_ALPHABET))
-        out.append(_ALPHABET[r])
+    for _ in range(length // 2):
+        n, r = divmod(n, 3844)
+        out.append(_PAIRS[r])
+    if length % 2:
+        out.append(_ALPHABET[n % 62])
     return "".join(out)
 
 

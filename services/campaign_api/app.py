@@ -25,6 +25,7 @@ from campaign_api.routes import (
     webhooks,
 )
 from campaign_api.settings import ApiSettings, get_settings
+from campaign_api.suppressed import SuppressedProjection
 from outbound_core.events import (
     CallEnded,
     CallStarted,
@@ -34,11 +35,13 @@ from outbound_core.events import (
     ContactsRemoved,
     DispositionRecorded,
     LeadUpdated,
+    SuppressionAdded,
+    SuppressionRemoved,
 )
 from outbound_core.ids import stable_id
 from outbound_core.outbox import Outbox
 from outbound_core.service import Runtime, build_http_app, serve
-from outbound_core.topics import CALLS, CAMPAIGNS, DISPOSITIONS, LEADS
+from outbound_core.topics import CALLS, CAMPAIGNS, DISPOSITIONS, LEADS, SUPPRESSIONS
 
 DESCRIPTION = """Outbound's public API: voice agents, campaigns, leads and webhooks.
 
@@ -94,6 +97,12 @@ def build_app(settings: ApiSettings) -> FastAPI:
         DISPOSITIONS,
         (DispositionRecorded, views.on_disposition),
         (CampaignPauseRequested, svc.on_pause_requested),
+    )
+    suppressed = SuppressedProjection(repo=repo)
+    rt.consume(
+        SUPPRESSIONS,
+        (SuppressionAdded, suppressed.on_added),
+        (SuppressionRemoved, suppressed.on_removed),
     )
     rt.every("schedules", svc.run_schedules, settings.scheduler_seconds)
     rt.every("outbox-relay", outbox.relay, 2.0)

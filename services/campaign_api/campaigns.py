@@ -75,8 +75,20 @@ class CampaignService:
         ws = who.workspace_id if isinstance(who, Principal) else who["workspace_id"]
         return Outgoing(CAMPAIGNS, self.bus.envelope(payload, org_id=org, workspace_id=ws), key)
 
-    async def create(self, *, who: Principal, body: CampaignIn) -> Doc:
+    async def create(
+        self,
+        *,
+        who: Principal,
+        body: CampaignIn,
+        raw: list[dict[str, Any]] | None = None,
+        where: Callable[[int], str] | None = None,
+        prior_errors: list[dict[str, Any]] | None = None,
+        skip_errors: bool = False,
+    ) -> Doc:
+        """Create a campaign with ``body.contacts``, or with ``raw`` contacts read from a file
+        (``where`` names the line of each, ``prior_errors`` holds the file's row problems)."""
         now = self.clock.now()
+        contacts = body.contacts if raw is None else raw
         agent = await self.repo.agent(workspace_id=who.workspace_id, agent_id=body.script_id)
         if agent is None:
             raise Problem(
@@ -85,12 +97,11 @@ class CampaignService:
                 f"script_id {body.script_id!r} does not exist in this workspace",
                 [{"field": "script_id", "message": "not found"}],
             )
-        if len(body.contacts) > self.max_contacts:
+        if len(contacts) > self.max_contacts:
             raise Problem(
                 413,
                 "Too large",
-                f"{len(body.contacts)} contacts exceed the limit of "
-                f"{self.max_contacts} per campaign",
+                f"{len(contacts)} contacts exceed the limit of {self.max_contacts} per campaign",
                 [{"field": "contacts", "message": "too many contacts"}],
             )
         from_number = await self._check_caller(who, body.from_number, body.from_pool)
@@ -119,9 +130,11 @@ class CampaignService:
             self.repo,
             org_id=who.org_id,
             campaign_id=None,
-            raw=body.contacts,
+            raw=contacts,
             default_region=body.default_region,
-            where=lambda i: f"contacts[{i}]",
+            where=where or (lambda i: f"contacts[{i}]"),
+            prior_errors=prior_errors,
+            skip_errors=skip_errors,
         )
         seeds = prep.seeds
         campaign_id = new_id("cmp")
@@ -138,6 +151,8 @@ class CampaignService:
             "total_contacts": len(seeds),
             "duplicates_merged": prep.duplicates,
             "opted_out_excluded": prep.opted_out,
+            "opted_out_phones_dropped": prep.opted_out_phones,
+            "skipped_rows": len(prep.skipped),
             "default_region": body.default_region,
             "positive_dispositions": body.positive_dispositions,
             "max_attempts": body.max_attempts,
@@ -193,7 +208,7 @@ class CampaignService:
         out += self._contact_events(who, campaign_id, seeds, total=len(seeds))
         await self.outbox.publish(out)
         log.info("campaign created", campaign_id=campaign_id, contacts=len(seeds))
-        return doc
+        return {**doc, "skipped": prep.skipped}
 
     async def _check_caller(
         self, who: Principal, number: str | None, pool: str | None
@@ -288,12 +303,24 @@ class CampaignService:
             total = updated["total_contacts"]
             await self.repo.add_phone_map(campaign_id=campaign_id, phones=phone_entries(seeds))
             await self.outbox.publish(self._contact_events(who, campaign_id, seeds, total=total))
-        log.info("contacts added", campaign_id=campaign_id, added=len(seeds))
+        if prep.opted_out or prep.opted_out_phones:
+            await self.repo.inc_campaign(
+                campaign_id=campaign_id,
+                inc={
+                    "opted_out_excluded": prep.opted_out,
+                    "opted_out_phones_dropped": prep.opted_out_phones,
+                    "skipped_rows": len(prep.skipped),
+                },
+            )
+        log.info(
+            "contacts added", campaign_id=campaign_id, added=len(seeds), opted_out=prep.opted_out
+        )
         return {
             "campaign_id": campaign_id,
             "added": len(seeds),
             "duplicates": prep.duplicates,
             "opted_out": prep.opted_out,
+            "opted_out_phones": prep.opted_out_phones,
             "skipped": prep.skipped,
             "total_contacts": total,
         }

@@ -1,6 +1,7 @@
 """Adding contacts to a campaign and taking uncalled ones out: shared by campaign creation and
 ``/v1/campaigns/{id}/contacts``. Every addition is checked against the campaign's phones (so a
-contact is never added twice), the org's opt-out list and the per-campaign limit."""
+contact is never added twice), the org's opt-out list (every opted-out phone is dropped; a
+contact left without one is not added) and the per-campaign limit."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ UNCALLED = ("pending", "queued")
 class Prepared:
     seeds: list[ContactSeed] = field(default_factory=list)
     duplicates: int = 0
-    opted_out: int = 0
+    opted_out: int = 0  # contacts left out: every phone of theirs is opted out in the org
+    opted_out_phones: int = 0  # opted-out phones dropped from contacts that keep another one
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -58,17 +60,22 @@ async def prepare(
             errors,
         )
     out = Prepared(duplicates=norm.duplicates, skipped=errors)
-    firsts = [c["phones"][0] for c in norm.contacts]
     existing = await repo.phone_map(campaign_id=campaign_id)
-    opted_out = await repo.suppressed_among(org_id=org_id, phones=firsts)
+    opted_out = await repo.suppressed_among(
+        org_id=org_id, phones=sorted({p for c in norm.contacts for p in c["phones"]})
+    )
     for c in norm.contacts:
-        first = c["phones"][0]
-        if first in existing:
+        if c["phones"][0] in existing:
             out.duplicates += 1
-        elif first in opted_out:
-            out.opted_out += 1
-        else:
-            out.seeds.append(ContactSeed(task_id=new_id("tsk"), **c))
+            continue
+        if opted_out:
+            callable_ = [p for p in c["phones"] if p not in opted_out]
+            if not callable_:
+                out.opted_out += 1
+                continue
+            out.opted_out_phones += len(c["phones"]) - len(callable_)
+            c = {**c, "phones": callable_}
+        out.seeds.append(ContactSeed(task_id=new_id("tsk"), **c))
     return out
 
 

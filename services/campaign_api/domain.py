@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,6 +15,7 @@ RESERVED = {"phone", "name", "timezone", "sim_outcomes", "email"}
 _PHONE_COL = re.compile(r"^phone(\d{0,2})$")
 
 
+@lru_cache(maxsize=4096)
 def normalise_header(name: str) -> str:
     """``case number`` → ``CASE_NUMBER``."""
     return re.sub(r"[^A-Za-z0-9]+", "_", name.strip()).strip("_").upper()
@@ -33,12 +35,35 @@ class NormalisedContacts:
     duplicates: int = 0
 
 
+@lru_cache(maxsize=4096)
+def _reserved(key: str) -> str | None:
+    """The known field a key names, whatever its case (``Name``, ``TIMEZONE``)."""
+    k = key.strip().lower()
+    return k if k in RESERVED else None
+
+
+@lru_cache(maxsize=4096)
+def _phone_column(key: str) -> int | None:
+    """The position of a phone column (``phone`` 0, ``phone3`` 3), None for other keys."""
+    m = _PHONE_COL.match(key.lower())
+    return int(m.group(1) or 0) if m else None
+
+
+@lru_cache(maxsize=4096)
+def _variable_name(key: str) -> str | None:
+    """The variable a contact key becomes, None for the known fields and phone columns."""
+    lower = key.lower()
+    if lower in RESERVED or _PHONE_COL.match(lower):
+        return None
+    return normalise_header(key)
+
+
 def _phone_fields(raw: dict[str, Any]) -> list[tuple[str, Any]]:
     found: list[tuple[int, str, Any]] = []
     for key, value in raw.items():
-        m = _PHONE_COL.match(key.lower())
-        if m and value not in (None, ""):
-            found.append((int(m.group(1) or 0), key, value))
+        pos = _phone_column(key)
+        if pos is not None and value not in (None, ""):
+            found.append((pos, key, value))
     return [(k, v) for _, k, v in sorted(found)]
 
 
@@ -53,7 +78,7 @@ def normalise_contacts(
     seen: set[str] = set()
     for i, raw in enumerate(raw_contacts):
         # Known columns are matched whatever their case ("Name", "TIMEZONE").
-        known = {k.strip().lower(): v for k, v in raw.items() if k.strip().lower() in RESERVED}
+        known = {r: v for k, v in raw.items() if (r := _reserved(k)) is not None}
         phone_fields = _phone_fields(raw)
         if not phone_fields:
             out.issues.append(ContactIssue(i, "phone", "a contact needs phone or phone1…phone10"))
@@ -89,9 +114,9 @@ def normalise_contacts(
         if isinstance(sim, str):
             sim = [s.strip() for s in sim.split(",") if s.strip()]
         variables = {
-            normalise_header(k): "" if v is None else str(v)
+            name: "" if v is None else str(v)
             for k, v in raw.items()
-            if k.lower() not in RESERVED and not _PHONE_COL.match(k.lower())
+            if (name := _variable_name(k)) is not None
         }
         if known.get("email"):
             variables["EMAIL"] = str(known["email"])

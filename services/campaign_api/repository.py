@@ -1,8 +1,10 @@
 """campaign-api's own collections: orgs, workspaces, api_keys, agents, campaigns, leads (a
-projection of planner lead updates), applied (event ids already counted) and outbox."""
+projection of planner lead updates), applied (event ids already counted), suppressed (a
+projection of the org opt-out list from suppressions.v1) and outbox."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,6 +14,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 Doc = dict[str, Any]
+# Every request looks its key up and most read the workspace's rate: a few seconds of caching
+# saves those round trips on hot reads. A key revoked here is forgotten at once; another API
+# instance may honour it for at most KEY_CACHE_SECONDS more.
+KEY_CACHE_SECONDS = 5.0
+RATE_CACHE_SECONDS = 60.0
 
 
 class ApiRepository:
@@ -30,6 +37,8 @@ class ApiRepository:
         self.numbers = db["numbers"]
         self.suppressed = db["suppressed"]
         self.idempotency = db["idempotency"]
+        self._key_cache: dict[str, tuple[float, Doc | None]] = {}
+        self._rate_cache: dict[str, tuple[float, float]] = {}
 
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("hash", ASCENDING)], unique=True)
@@ -46,7 +55,16 @@ class ApiRepository:
 
     # tenancy -------------------------------------------------------------------------------------
     async def key_by_hash(self, digest: str) -> Doc | None:
-        return await self.keys.find_one({"hash": digest})
+        now = time.monotonic()
+        hit = self._key_cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        doc = await self.keys.find_one({"hash": digest})
+        if doc is not None:  # an unknown key is not cached: it may be created next
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            self._key_cache[digest] = (now + KEY_CACHE_SECONDS, doc)
+        return doc
 
     async def ensure_tenant(
         self, *, org_id: str, workspace_id: str, key_id: str, digest: str, now: datetime
@@ -95,11 +113,14 @@ class ApiRepository:
         return [k async for k in self.keys.find({"workspace_id": workspace_id})]
 
     async def revoke_key(self, *, workspace_id: str, key_id: str, now: datetime) -> Doc | None:
-        return await self.keys.find_one_and_update(
+        doc = await self.keys.find_one_and_update(
             {"_id": key_id, "workspace_id": workspace_id},
             {"$set": {"revoked": True, "revoked_at": now}},
             return_document=ReturnDocument.AFTER,
         )
+        if doc is not None:
+            self._key_cache.pop(doc["hash"], None)
+        return doc
 
     async def has_number(self, *, workspace_id: str, number: str) -> bool:
         return await self.numbers.find_one({"key": f"{workspace_id}:{number}"}) is not None
@@ -255,10 +276,24 @@ class ApiRepository:
             {"$set": {"removed": True, "status": "archived", "reason": "removed"}},
         )
 
+    async def apply_suppression(
+        self, *, org_id: str, phone: str, active: bool, at: datetime, reason: str | None
+    ) -> bool:
+        """Record the number's suppression state as of ``at``, unless a state as recent is
+        already there (a redelivered or older event). True when it changed something."""
+        try:
+            res = await self.suppressed.update_one(
+                {"_id": f"{org_id}:{phone}", "at": {"$lt": at}},
+                {"$set": {"active": active, "at": at, "reason": reason}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False  # the number holds a state at least as recent
+        return bool(res.upserted_id is not None or res.modified_count)
+
     async def suppressed_among(self, *, org_id: str, phones: list[str]) -> set[str]:
-        """The opt-out hook: ``suppressed`` is meant to be the API's projection of the org's
-        opt-out list (owned by the disposition service). Nothing feeds it yet, so no number is
-        excluded today; the check is in place for when the suppression events exist."""
+        """Which of ``phones`` are on the org's suppression list (as projected from
+        ``suppressions.v1``)."""
         if not phones:
             return set()
         if await self.suppressed.estimated_document_count() == 0:
@@ -266,7 +301,7 @@ class ApiRepository:
         ids = [f"{org_id}:{p}" for p in phones]
         return {
             str(d["_id"]).split(":", 1)[1]
-            async for d in self.suppressed.find({"_id": {"$in": ids}}, {"_id": 1})
+            async for d in self.suppressed.find({"_id": {"$in": ids}, "active": True}, {"_id": 1})
         }
 
     async def reserve_contacts(self, *, campaign_id: str, count: int, limit: int) -> Doc | None:
@@ -295,8 +330,17 @@ class ApiRepository:
         return await self.leads.find_one({"_id": lead_id, "campaign_id": campaign_id})
 
     async def rate_of(self, *, workspace_id: str) -> float:
+        """The workspace's per-minute rate (set when the workspace is created)."""
+        now = time.monotonic()
+        hit = self._rate_cache.get(workspace_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         ws = await self.workspaces.find_one({"_id": workspace_id}, {"per_minute_rate": 1})
-        return float((ws or {}).get("per_minute_rate", 0.0))
+        rate = float((ws or {}).get("per_minute_rate", 0.0))
+        if len(self._rate_cache) > 10_000:
+            self._rate_cache.clear()
+        self._rate_cache[workspace_id] = (now + RATE_CACHE_SECONDS, rate)
+        return rate
 
     async def apply_lead(self, *, lead_id: str, seq: int, fields: Doc) -> None:
         try:

@@ -76,6 +76,7 @@ def campaign_view(doc: Doc, *, rate: float = 0.0, today: datetime | None = None)
         "total_contacts": doc["total_contacts"],
         "duplicates_merged": doc.get("duplicates_merged", 0),
         "opted_out_excluded": doc.get("opted_out_excluded", 0),
+        "opted_out_phones_dropped": doc.get("opted_out_phones_dropped", 0),
         "max_attempts": doc["max_attempts"],
         "retry_interval_minutes": doc["retry_interval_minutes"],
         "retry_outcomes": doc["retry_outcomes"],

@@ -288,3 +288,29 @@ def test_idempotency_keys_expire_after_24_hours(api: httpx.Client, agent: str) -
 
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_openapi_shows_examples_for_the_main_endpoints(api: httpx.Client, agent: str) -> None:
+    docs = api.get("/docs")
+    assert docs.status_code == 200
+    spec = api.get("/openapi.json").json()
+    paths = spec["paths"]
+
+    def example(path: str, method: str, status: str) -> Any:
+        content = paths[path][method]["responses"][status]["content"]["application/json"]
+        return content["example"]
+
+    created = example("/v1/campaigns", "post", "201")
+    for field in ("id", "name", "status", "total_contacts", "schedule", "created_at"):
+        assert field in created
+    assert "metrics" in example("/v1/campaigns/{campaign_id}", "get", "200")
+    assert example("/v1/campaigns", "get", "200")["data"]
+    assert example("/v1/campaigns/{campaign_id}/leads/{lead_id}", "get", "200")["calls"]
+    assert "removed" in example("/v1/campaigns/{campaign_id}/contacts", "delete", "200")
+    assert "opted_out" in example("/v1/campaigns/{campaign_id}/contacts", "post", "200")
+    assert "multipart/form-data" in paths["/v1/campaigns/csv"]["post"]["requestBody"]["content"]
+    # the request example is the reference API's, and it works once its script is ours
+    request_example = spec["components"]["schemas"]["CampaignIn"]["examples"][0]
+    r = api.post("/v1/campaigns", json={**request_example, "script_id": agent})
+    assert r.status_code == 201, r.text
+    assert set(created) <= set(r.json())  # the document leaves out null-valued fields

@@ -57,6 +57,7 @@ def test_append_json_csv_and_upload_merging_duplicates(api: httpx.Client, agent:
         "added": 1,
         "duplicates": 2,
         "opted_out": 0,
+        "opted_out_phones": 0,
         "skipped": [],
         "total_contacts": 2,
     }

@@ -4,7 +4,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -13,6 +13,7 @@ from campaign_api.auth import Auth
 from campaign_api.campaigns import CampaignService
 from campaign_api.problems import Problem
 from campaign_api.repository import ApiRepository
+from campaign_api.routes import examples
 from campaign_api.schemas import CampaignIn, CampaignPatch
 from campaign_api.views import attempt_view, campaign_view, lead_view
 
@@ -31,39 +32,84 @@ def _repo(request: Request) -> ApiRepository:
     return repo
 
 
-@router.post("", status_code=201, summary="Create a campaign")
+OnError = Annotated[
+    Literal["reject", "skip"],
+    Query(
+        description="`reject`: any bad contact rejects the request (422 listing every problem); "
+        "`skip`: the good contacts are added and the bad ones reported in `skipped`."
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=255,
+        description="Replays the campaign created with the same key in the last 24 hours "
+        "(answered with `Idempotent-Replayed: true`) instead of creating another.",
+    ),
+]
+
+
+async def replay(request: Request, who: Auth, key: str | None) -> JSONResponse | None:
+    """The campaign an earlier request with this ``Idempotency-Key`` created (24 h)."""
+    if not key:
+        return None
+    repo = _repo(request)
+    now = request.app.state.runtime.clock.now()
+    prior = await repo.idempotency.find_one(
+        {"_id": f"{who.workspace_id}:{key}", "at": {"$gt": now - IDEMPOTENCY_TTL}}
+    )
+    if prior is None:
+        return None
+    doc = await repo.campaign(workspace_id=who.workspace_id, campaign_id=prior["campaign_id"])
+    if doc is None:
+        return None
+    return JSONResponse(
+        campaign_view(doc), status_code=201, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+async def created(
+    request: Request, who: Auth, key: str | None, doc: dict[str, Any]
+) -> JSONResponse:
+    """Remember the key (one older than 24 h now names this campaign) and answer 201."""
+    if key:
+        await _repo(request).idempotency.update_one(
+            {"_id": f"{who.workspace_id}:{key}"},
+            {"$set": {"campaign_id": doc["_id"], "at": doc["created_at"]}},
+            upsert=True,
+        )
+    view = campaign_view(doc)
+    if doc.get("skipped"):
+        view["skipped"] = doc["skipped"]
+    return JSONResponse(view, status_code=201)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a campaign",
+    response_description="The new campaign (status `scheduled`).",
+    responses={201: {"content": {"application/json": {"example": examples.CAMPAIGN_CREATED}}}},
+)
 async def create_campaign(
     body: CampaignIn,
     who: Auth,
     request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
+    on_error: OnError = "reject",
 ) -> JSONResponse:
-    repo = _repo(request)
-    now = request.app.state.runtime.clock.now()
-    if idempotency_key:
-        prior = await repo.idempotency.find_one(
-            {"_id": f"{who.workspace_id}:{idempotency_key}", "at": {"$gt": now - IDEMPOTENCY_TTL}}
-        )
-        if prior is not None:
-            doc = await repo.campaign(
-                workspace_id=who.workspace_id, campaign_id=prior["campaign_id"]
-            )
-            if doc is not None:
-                return JSONResponse(
-                    campaign_view(doc), status_code=201, headers={"Idempotent-Replayed": "true"}
-                )
-    doc = await _svc(request).create(who=who, body=body)
-    if idempotency_key:
-        # a key older than 24 h is replaced: it now names this new campaign
-        await repo.idempotency.update_one(
-            {"_id": f"{who.workspace_id}:{idempotency_key}"},
-            {"$set": {"campaign_id": doc["_id"], "at": doc["created_at"]}},
-            upsert=True,
-        )
-    return JSONResponse(campaign_view(doc), status_code=201)
+    prior = await replay(request, who, idempotency_key)
+    if prior is not None:
+        return prior
+    doc = await _svc(request).create(who=who, body=body, skip_errors=on_error == "skip")
+    return await created(request, who, idempotency_key, doc)
 
 
-@router.get("", summary="List campaigns, newest first")
+@router.get(
+    "",
+    summary="List campaigns, newest first",
+    responses={200: {"content": {"application/json": {"example": examples.CAMPAIGN_LIST}}}},
+)
 async def list_campaigns(
     who: Auth,
     request: Request,
@@ -96,7 +142,13 @@ async def list_campaigns(
     }
 
 
-@router.get("/{campaign_id}", summary="Get a campaign with its counters")
+@router.get(
+    "/{campaign_id}",
+    summary="Get a campaign with its counters",
+    description="Every figure comes from counters kept as events arrive; nothing is counted "
+    "on request.",
+    responses={200: {"content": {"application/json": {"example": examples.CAMPAIGN_DETAIL}}}},
+)
 async def get_campaign(campaign_id: str, who: Auth, request: Request) -> dict[str, Any]:
     doc = await _campaign(request, who, campaign_id)
     rate = await _repo(request).rate_of(workspace_id=who.workspace_id)
@@ -106,6 +158,7 @@ async def get_campaign(campaign_id: str, who: Auth, request: Request) -> dict[st
 @router.patch(
     "/{campaign_id}",
     summary="Start, pause, resume, stop or restart a campaign, or change its settings",
+    responses={200: {"content": {"application/json": {"example": examples.CAMPAIGN_CREATED}}}},
 )
 async def act_on_campaign(
     campaign_id: str, body: CampaignPatch, who: Auth, request: Request
@@ -124,7 +177,11 @@ async def act_on_campaign(
     return campaign_view(doc)
 
 
-@router.get("/{campaign_id}/leads", summary="The campaign's leads and their state")
+@router.get(
+    "/{campaign_id}/leads",
+    summary="The campaign's leads and their state",
+    responses={200: {"content": {"application/json": {"example": examples.LEADS}}}},
+)
 async def list_leads(
     campaign_id: str,
     who: Auth,
@@ -145,7 +202,11 @@ async def list_leads(
     return {"data": [lead_view(d) for d in docs], "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/{campaign_id}/leads/{lead_id}", summary="A lead with every call attempt")
+@router.get(
+    "/{campaign_id}/leads/{lead_id}",
+    summary="A lead with every call attempt",
+    responses={200: {"content": {"application/json": {"example": examples.LEAD_DETAIL}}}},
+)
 async def get_lead(campaign_id: str, lead_id: str, who: Auth, request: Request) -> dict[str, Any]:
     await _campaign(request, who, campaign_id)
     repo = _repo(request)

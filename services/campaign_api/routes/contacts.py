@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
-from starlette.datastructures import UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from campaign_api.auth import Auth
 from campaign_api.campaigns import CampaignService
-from campaign_api.csvin import MAX_FILE_BYTES, TEMPLATE, CsvError, parse_csv
+from campaign_api.csvin import MAX_FILE_BYTES, TEMPLATE, CsvError, ParsedCsv, parse_csv
 from campaign_api.problems import Problem
-from campaign_api.schemas import ContactsRemove
+from campaign_api.routes import examples
+from campaign_api.routes.campaigns import IdempotencyKey, OnError, created, replay
+from campaign_api.schemas import CampaignIn, ContactsRemove
 
 router = APIRouter(prefix="/v1/campaigns", tags=["contacts"])
 
@@ -85,7 +89,7 @@ async def read_contacts(
     if ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_part_size=MAX_FILE_BYTES + 1)
         upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        if not isinstance(upload, StarletteUpload):
             raise Problem(
                 422,
                 "Invalid request",
@@ -123,8 +127,13 @@ async def read_contacts(
             "Unsupported media type",
             f"{ctype!r}: send application/json, text/csv or multipart/form-data",
         )
+    csv = _parse(data, max_rows=max_rows)
+    return list(csv.rows), csv.lines, _row_errors(csv)
+
+
+def _parse(data: bytes, *, max_rows: int) -> ParsedCsv:
     try:
-        csv = parse_csv(data, max_rows=max_rows)
+        return parse_csv(data, max_rows=max_rows)
     except CsvError as exc:
         raise Problem(
             exc.status,
@@ -132,14 +141,81 @@ async def read_contacts(
             str(exc),
             [{"field": "file", "message": str(exc)}],
         ) from exc
-    errors = [{"field": f"row {e.row}.{e.field}", "message": e.message} for e in csv.errors]
-    return list(csv.rows), csv.lines, errors
+
+
+def _row_errors(csv: ParsedCsv) -> list[dict[str, Any]]:
+    return [{"field": f"row {e.row}.{e.field}", "message": e.message} for e in csv.errors]
+
+
+@router.post(
+    "/csv",
+    status_code=201,
+    summary="Create a campaign from a CSV file",
+    description="A `multipart/form-data` request: the campaign settings as JSON in field "
+    "`campaign` (the body of `POST /v1/campaigns`, without `contacts`) and the contacts file "
+    "in field `file` (at most 5 MB and 10,000 rows; columns `phone` or `phone1`…`phone10`, "
+    "`name`, `email`, `timezone`, any other column becomes a variable). Bad rows are reported "
+    "by line number and column: the request is rejected, or with `?on_error=skip` the campaign "
+    "is created with the good rows and the bad ones are listed in `skipped`.",
+    responses={
+        201: {
+            "content": {
+                "application/json": {
+                    "example": {**examples.CAMPAIGN_CREATED, "skipped": []},
+                }
+            }
+        }
+    },
+)
+async def create_from_csv(
+    who: Auth,
+    request: Request,
+    campaign: Annotated[
+        str,
+        Form(
+            description="Campaign settings as JSON (as for `POST /v1/campaigns`).",
+            examples=['{"name": "Renewals", "script_id": "agt_…", "language": "hi-IN"}'],
+        ),
+    ],
+    file: Annotated[UploadFile, File(description="The contacts, as a UTF-8 CSV file.")],
+    idempotency_key: IdempotencyKey = None,
+    on_error: OnError = "reject",
+) -> JSONResponse:
+    try:
+        body = CampaignIn.model_validate_json(campaign)
+    except ValidationError as exc:
+        # the same problem+json as a JSON body, with paths under the form field
+        raise RequestValidationError(
+            [{**e, "loc": ("body", "campaign", *e["loc"])} for e in exc.errors()]
+        ) from exc
+    if body.contacts:
+        raise Problem(
+            422,
+            "Invalid request",
+            "send the contacts in the file, not in campaign.contacts",
+            [{"field": "campaign.contacts", "message": "not allowed with a file"}],
+        )
+    prior = await replay(request, who, idempotency_key)
+    if prior is not None:
+        return prior
+    svc = _svc(request)
+    csv = _parse(await file.read(MAX_FILE_BYTES + 1), max_rows=svc.max_contacts)
+    doc = await svc.create(
+        who=who,
+        body=body,
+        raw=list(csv.rows),
+        where=lambda i: f"row {csv.lines[i]}",
+        prior_errors=_row_errors(csv),
+        skip_errors=on_error == "skip",
+    )
+    return await created(request, who, idempotency_key, doc)
 
 
 @router.post(
     "/{campaign_id}/contacts",
     summary="Append contacts (JSON, CSV body or file upload)",
     openapi_extra=_BODY_DOC,
+    responses={200: {"content": {"application/json": {"example": examples.CONTACTS_ADDED}}}},
 )
 async def add_contacts(
     campaign_id: str,
@@ -173,6 +249,7 @@ async def add_contacts(
     summary="Remove contacts that have not been called yet",
     description="Only leads still waiting for their first call are removed; a called lead "
     "keeps its data and is counted in `already_called`.",
+    responses={200: {"content": {"application/json": {"example": examples.CONTACTS_REMOVED}}}},
 )
 async def remove_contacts(
     campaign_id: str, body: ContactsRemove, who: Auth, request: Request
