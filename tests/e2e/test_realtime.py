@@ -318,11 +318,18 @@ def test_kafka_ingress_dedupes_rejects_to_the_deadletter_topic_and_goes_on(
         assert hook.status_code == 201, hook.text
         sub.secret = hook.json()["secret"]
         opted_out = "+919876500839"
-        # The API's opt-out projection (fed by the suppression ingestion of issue #3).
-        with mongo(stack) as m:
-            m["outbound_campaign_api"]["suppressed"].update_one(
-                {"_id": f"{_org_of(stack, ws)}:{opted_out}"}, {"$set": {"at": 1}}, upsert=True
-            )
+        # Opted out through the API: the disposition service's list, then the API's projection.
+        added = client.post("/v1/suppressions", json={"phones": [opted_out]})
+        assert added.status_code in (200, 201), added.text
+
+        def projected() -> bool:
+            with mongo(stack) as m:
+                doc = m["outbound_campaign_api"]["suppressed"].find_one(
+                    {"_id": f"{_org_of(stack, ws)}:{opted_out}"}
+                )
+            return bool(doc and doc.get("active"))
+
+        wait_until(projected, timeout=60, message="the opt-out reaches campaign-api")
 
         def task(ref: str, **fields: Any) -> dict[str, Any]:
             return {
