@@ -56,7 +56,8 @@ def build_broker(settings: ServiceSettings) -> KafkaBroker:
         enable_idempotence=settings.kafka_idempotent_producer,
         acks="all",
         linger_ms=0,
-        graceful_timeout=settings.graceful_timeout_seconds,
+        # a share of the service's grace period: loops and clients need the rest
+        graceful_timeout=settings.graceful_timeout_seconds / 3,
         logger=logging.getLogger(f"faststream.{settings.service_name}"),
         log_level=logging.DEBUG,
     )

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +47,7 @@ class Ticker:
         self.interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def kick(self) -> None:
         self._wake.set()
@@ -50,14 +55,23 @@ class Ticker:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Let the run in progress finish (up to ``grace`` seconds), then stop: a half-done
+        run is repaired by the next start, but a finished one needs no repair."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
+        if not self._task.done():
+            log.warning("background loop did not finish in time; cancelled", loop=self.name)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.fn()
@@ -65,7 +79,11 @@ class Ticker:
                 raise
             except Exception:
                 log.exception("background loop failed; continuing", loop=self.name)
+                if self._stopping:
+                    return
                 await asyncio.sleep(min(self.interval * 5, 2.0))
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
 
@@ -160,14 +178,35 @@ class Runtime:
         try:
             yield
         finally:
-            log.info("service stopping")
-            for ticker in self.tickers:
-                await ticker.stop()
+            await self._stop_gracefully()
+
+    async def _stop_gracefully(self) -> None:
+        """SIGTERM: background loops finish their run in progress, consumers stop taking
+        messages and finish (and commit) the ones in hand, then the clients close. All of it
+        within ``graceful_timeout_seconds``; past that the process exits with status 1 (what
+        was not committed is redelivered to the next instance: at least once)."""
+        grace = self.settings.graceful_timeout_seconds
+        started = time.monotonic()
+        log.info("service stopping", grace_seconds=grace)
+        watchdog = threading.Timer(grace, _overran, args=(self.settings.service_name, grace))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            # Stop consuming first; a handler in progress may still publish.
+            await asyncio.gather(*(sub.stop() for sub in self.broker.subscribers))
+            await asyncio.gather(*(t.stop(grace / 3) for t in self.tickers))
             await self.broker.stop()
             for hook in self.shutdown:
                 await hook()
             await self.client.close()
-            log.info("service stopped")
+        finally:
+            watchdog.cancel()
+        log.info("service stopped", seconds=round(time.monotonic() - started, 3))
+
+
+def _overran(service: str, grace: float) -> None:
+    log.error("shutdown overran the grace period; exiting", service=service, grace_seconds=grace)
+    os._exit(1)
 
 
 def probes_router(runtime: Runtime) -> APIRouter:
@@ -215,7 +254,12 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         port=settings.http_port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+        # HTTP requests are short; most of the grace period is for consumers and loops.
+        timeout_graceful_shutdown=max(1, int(settings.graceful_timeout_seconds // 5)),
         lifespan="on",
     )
+    # uvicorn re-raises the signal it caught to the previous handler once it has shut down;
+    # with the default handler a clean SIGTERM stop would still end as "killed by SIGTERM"
+    # (exit 143 in Kubernetes). A no-op handler makes an orderly stop exit with status 0.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
     uvicorn.Server(config).run()
