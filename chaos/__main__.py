@@ -4,6 +4,7 @@ table. Exit status 1 if any run breached a promise."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections import Counter
 
@@ -35,6 +36,7 @@ def main() -> int:
     parser.add_argument("--clock-speed", type=float, default=1800.0)
     args = parser.parse_args()
     configure_logging(service="chaos", level="INFO", json=False)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         r = run(

@@ -33,7 +33,7 @@ ZONES = (
     ("+1312736", 4),  # Chicago
     ("+1303736", 4),  # Denver
     ("+1213736", 4),  # Los Angeles
-    ("+4420794", 4),  # London
+    ("+44207946", 4),  # London
     ("+9198765", 5),  # India
     ("+6129123", 4),  # Sydney
 )
@@ -143,7 +143,8 @@ def _create_campaign(api: httpx.Client, rng: random.Random, cfg: RunConfig) -> s
             "contacts": contacts(rng, cfg.contacts),
         },
     )
-    r.raise_for_status()
+    if r.status_code != 201:
+        raise RuntimeError(f"campaign refused: {r.status_code} {r.text[:2000]}")
     cid = str(r.json()["id"])
     api.patch(f"/v1/campaigns/{cid}", json={"action": "start"}).raise_for_status()
     return cid
@@ -220,7 +221,7 @@ def _fault_phase(
     or the campaign is done. One graceful SIGTERM is among them: it must exit 0 in time."""
     plan = [*rng.sample(KINDS, len(KINDS)), "sigterm"]
     end = time.monotonic() + cfg.fault_seconds
-    while time.monotonic() < end:
+    while plan or time.monotonic() < end:
         time.sleep(rng.uniform(*cfg.fault_gap))
         if _status(api, cid) == "completed" and not plan:
             break

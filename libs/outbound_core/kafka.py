@@ -63,8 +63,11 @@ def build_broker(settings: ServiceSettings) -> KafkaBroker:
     )
 
 
-async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> None:
-    """Create the project's topics if they do not exist (idempotent; every service calls it)."""
+async def ensure_topics(
+    settings: ServiceSettings, topics: tuple[Topic, ...] = ALL_TOPICS
+) -> list[str]:
+    """Create the project's topics if they do not exist (idempotent; every service calls it).
+    Returns the names that were missing."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, client_id=settings.service_name
     )
@@ -79,8 +82,24 @@ async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = A
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass
+        return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def repair_after_broker_loss(settings: ServiceSettings, broker: KafkaBroker) -> bool:
+    """A broker that restarted empty (the embedded one keeps nothing; a real cluster that lost
+    its topics) leaves consumers committing to partitions that no longer exist. Recreate the
+    topics and, if any was missing, reconnect producer and consumers: the groups start again
+    from the earliest offset, and MongoDB-driven reconciliation re-sends what was lost.
+    Returns True if it had to repair."""
+    missing = await ensure_topics(settings)
+    if not missing:
+        return False
+    log.warning("broker lost its topics; recreated them and reconnecting", topics=missing)
+    await broker.stop()
+    await broker.start()
+    return True
 
 
 @dataclass

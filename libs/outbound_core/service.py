@@ -27,7 +27,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from outbound_core.clock import Clock
 from outbound_core.events import Payload
-from outbound_core.kafka import Consumer, EventBus, Handler, build_broker, ensure_topics
+from outbound_core.kafka import (
+    Consumer,
+    EventBus,
+    Handler,
+    build_broker,
+    ensure_topics,
+    repair_after_broker_loss,
+)
 from outbound_core.logging import configure_logging
 from outbound_core.metrics import render_latest
 from outbound_core.mongo import Document, mongo_client, service_database
@@ -174,6 +181,13 @@ class Runtime:
         await self.broker.start()
         for ticker in self.tickers:
             ticker.start()
+        watch = Ticker(
+            "broker-watch",
+            lambda: repair_after_broker_loss(self.settings, self.broker),
+            self.settings.broker_check_seconds,
+        )
+        watch.start()
+        self.tickers.append(watch)
         log.info("service started", port=self.settings.http_port)
         try:
             yield

@@ -1,0 +1,31 @@
+"""The short chaos suite: two seeded runs of a 150-contact campaign on a stack of their own
+(they kill its processes, so never the shared session stack), judged by the invariant checker.
+``make chaos`` runs the long version (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.runner import RunConfig, run
+from outbound_core.invariants import summarize
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("seed", [101, 102])
+def test_promises_hold_under_faults(seed: int) -> None:
+    result = run(RunConfig(seed=seed, contacts=150, fault_seconds=20, deadline_seconds=420))
+    report = "\n".join(f"{b} {dict(b.evidence)}" for b in result.breaches[:40])
+    assert not result.breaches, (
+        f"seed {seed}: {summarize(result.breaches)} (logs: {result.data_dir}/logs)\n{report}"
+    )
+    assert result.completed
+    # every kind of fault was injected at least once, a graceful SIGTERM among them
+    assert set(result.faults) >= {
+        "kill_one",
+        "kill_several",
+        "broker_restart",
+        "db_restart",
+        "replay",
+        "poison",
+    }
+    assert result.calls >= 150
