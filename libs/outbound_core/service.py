@@ -176,6 +176,9 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         await self._wait_for_infrastructure()
+        # Connected (producer up) but not yet consuming: start-up hooks rebuild from MongoDB
+        # and may publish (the planner re-announces its queued tasks).
+        await self.broker.connect()
         for hook in self.startup:
             await hook()
         await self.broker.start()
