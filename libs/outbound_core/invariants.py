@@ -393,7 +393,10 @@ def _calls_agree(ctx: _Context, opts: Options) -> list[Breach]:
             if opts.settled:
                 out.append(Breach("lost", call["_id"], f"call still {call.get('status')}"))
             continue
-        if call.get("closed_by", "provider") != "lease_expired" and call["_id"] not in dispositions:
+        closed_by = call.get("closed_by", "provider")
+        if closed_by == "aborted":
+            continue  # recorded, never dialled: handed back to the planner
+        if closed_by != "lease_expired" and call["_id"] not in dispositions:
             out.append(Breach("mismatch", call["_id"], "ended call has no disposition"))
         if task is not None and task.get("status") in FINAL:
             attempts = {h.get("attempt") for h in task.get("history") or []}

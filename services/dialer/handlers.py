@@ -88,6 +88,18 @@ class DialerHandlers:
                 log_.warning("attempt already has a call; releasing the new lease")
                 await self._release(env, d, call_id=None)
             elif existing["status"] == "dialing":
+                # Recorded, then the dialer died before the network confirmed it. Judge it
+                # again: meanwhile the window may have closed, the number opted out or the
+                # lease expired (and its slot gone to another call).
+                reason = await self._refusal(env, d, await self.campaigns.current(d.campaign_id))
+                if reason is not None:
+                    if await self.calls.abandon(
+                        call_id=call_id, reason=reason, at=self.clock.now()
+                    ):
+                        CALLS_ABORTED.labels(reason).inc()
+                    log_.info("recorded call not resumed", reason=reason)
+                    await self._publish_abort(env, d, reason)
+                    return
                 log_.info("resuming a call recorded but not confirmed dialled")
                 await self._place(existing, causation=env)
             return
@@ -96,18 +108,7 @@ class DialerHandlers:
             await self._publish_abort(env, d, aborted["reason"])  # repeat: same event ids
             return
         campaign = await self.campaigns.current(d.campaign_id)
-        reason = abort_reason(
-            campaign=campaign,
-            phone=d.dial.phone,
-            contact_timezone=d.dial.timezone,
-            now=self.clock.now(),
-            lease_expires_at=self._lease_deadline(env, d),
-            check_window=self.check_window,
-        )
-        if reason is None and await self.suppressions.is_suppressed(
-            org_id=env.org_id, phone=d.dial.phone
-        ):
-            reason = "opted_out"  # the org's suppression list: never dialled again
+        reason = await self._refusal(env, d, campaign)
         if reason is not None or campaign is None:
             reason = reason or "campaign_unknown"
             if await self.calls.record_abort(
@@ -128,6 +129,24 @@ class DialerHandlers:
         if not await self.calls.insert(doc=doc):
             return  # a concurrent delivery recorded it first and dials it
         await self._place(doc, causation=env)
+
+    async def _refusal(
+        self, env: Envelope, d: TaskDispatched, campaign: dict[str, Any] | None
+    ) -> str | None:
+        """Why this dispatch must not be dialled now (the last-moment guard), or None."""
+        reason = abort_reason(
+            campaign=campaign,
+            phone=d.dial.phone,
+            contact_timezone=d.dial.timezone,
+            now=self.clock.now(),
+            lease_expires_at=self._lease_deadline(env, d),
+            check_window=self.check_window,
+        )
+        if reason is None and await self.suppressions.is_suppressed(
+            org_id=env.org_id, phone=d.dial.phone
+        ):
+            reason = "opted_out"  # the org's suppression list: never dialled again
+        return reason
 
     def _lease_deadline(self, env: Envelope, d: TaskDispatched) -> datetime:
         """The allocator never expires a lease sooner than its minimum in real seconds; in a

@@ -71,6 +71,22 @@ class CallRepository:
         )
         return res.modified_count == 1
 
+    async def abandon(self, *, call_id: str, reason: str, at: datetime) -> bool:
+        """A call recorded but never confirmed dialled that must not be placed any more:
+        closed without a result (the attempt is handed back to the planner)."""
+        res = await self.calls.update_one(
+            {"_id": call_id, "status": "dialing"},
+            {
+                "$set": {
+                    "status": "ended",
+                    "closed_by": "aborted",
+                    "failure": reason,
+                    "ended_at": at,
+                }
+            },
+        )
+        return res.modified_count == 1
+
     async def record_late(self, *, call_id: str, fields: Doc) -> None:
         """Keep a result that arrived after the call was closed (reconciliation, no counting)."""
         await self.calls.update_one({"_id": call_id}, {"$set": {"late_result": fields}})
