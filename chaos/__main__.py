@@ -4,7 +4,9 @@ table. Exit status 1 if any run breached a promise."""
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 from collections import Counter
 
@@ -35,6 +37,7 @@ def main() -> int:
     parser.add_argument("--fault-seconds", type=float, default=60.0)
     parser.add_argument("--clock-speed", type=float, default=1800.0)
     args = parser.parse_args()
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: where is a slow run?
     configure_logging(service="chaos", level="INFO", json=False)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     results = []

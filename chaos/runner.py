@@ -116,9 +116,9 @@ def _stack(cfg: RunConfig, data_dir: Path) -> DevStack:
             "OUTBOUND_LOG_LEVEL": "INFO",
             "OUTBOUND_GRACEFUL_TIMEOUT": str(cfg.graceful_timeout),
             "DIALER_SIM_OUTCOME_WEIGHTS": json.dumps(WEIGHTS),
-            # Hanging calls and lost releases come back within seconds, not half a minute.
-            "DIALER_LEASE_MIN_REAL_SECONDS": "8",
-            "SLOT_ALLOCATOR_LEASE_MIN_REAL_SECONDS": "8",
+            # Hanging calls and lost releases come back sooner than the default half minute.
+            "DIALER_LEASE_MIN_REAL_SECONDS": "20",
+            "SLOT_ALLOCATOR_LEASE_MIN_REAL_SECONDS": "20",
             "TASK_PLANNER_RECONCILE_SECONDS": "2",
             "TASK_PLANNER_RECONCILE_STALE_SECONDS": "5",
         },

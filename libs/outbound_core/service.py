@@ -107,6 +107,9 @@ class Runtime:
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     consumers: list[Consumer] = field(default_factory=list)
+    # Run after the broker was found empty and repaired: re-publish what this service owns
+    # (stable event ids, so consumers that had it already ignore it).
+    after_broker_loss: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> Runtime:
@@ -184,11 +187,7 @@ class Runtime:
         await self.broker.start()
         for ticker in self.tickers:
             ticker.start()
-        watch = Ticker(
-            "broker-watch",
-            lambda: repair_after_broker_loss(self.settings, self.broker),
-            self.settings.broker_check_seconds,
-        )
+        watch = Ticker("broker-watch", self._watch_broker, self.settings.broker_check_seconds)
         watch.start()
         self.tickers.append(watch)
         log.info("service started", port=self.settings.http_port)
@@ -196,6 +195,12 @@ class Runtime:
             yield
         finally:
             await self._stop_gracefully()
+
+    async def _watch_broker(self) -> None:
+        if await repair_after_broker_loss(self.settings, self.broker):
+            for hook in self.after_broker_loss:
+                await hook()
+            log.info("state re-published after the broker loss", hooks=len(self.after_broker_loss))
 
     async def _stop_gracefully(self) -> None:
         """SIGTERM: background loops finish their run in progress, consumers stop taking

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,9 @@ class CallRepository:
 
     async def get(self, *, call_id: str) -> Doc | None:
         return await self.calls.find_one({"_id": call_id})
+
+    def iter_all(self) -> AsyncIterator[Doc]:
+        return aiter(self.calls.find({}, batch_size=2000))
 
     async def mark_active(self, *, call_id: str, at: datetime) -> bool:
         res = await self.calls.update_one(

@@ -33,6 +33,7 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
         ),
     )
     rt.startup.append(svc.rebuild)
+    rt.after_broker_loss.append(svc.republish)
     rt.consume(
         ALLOCATOR,
         (TaskQueued, svc.on_task_queued),

@@ -57,6 +57,9 @@ class AllocatorRepository:
         )
         return res.modified_count == 1
 
+    async def expired_leases(self) -> list[Doc]:
+        return [d async for d in self.leases.find({"status": "expired"})]
+
     async def active_leases(self) -> list[Doc]:
         return [d async for d in self.leases.find({"status": "active"})]
 

@@ -36,6 +36,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         reconcile_batch=settings.reconcile_batch,
     )
     rt.startup.append(planner.rebuild)
+    rt.after_broker_loss.append(planner.republish)
     rt.consume(
         CAMPAIGNS,
         (CampaignCreated, planner.on_campaign_created),
