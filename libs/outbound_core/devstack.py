@@ -227,7 +227,7 @@ class DevStack:
         proc.kill()
         proc.stop()
         time.sleep(delay)
-        start_and_wait(proc, port)
+        start_and_wait(proc, port, timeout=300.0)  # recovery is slow on a loaded machine
 
     def wait_ready(self, timeout: float = 240.0) -> None:
         deadline = time.monotonic() + timeout
