@@ -233,9 +233,12 @@ def _fault_phase(
 
 
 def _graceful(stack: DevStack, rng: random.Random, cfg: RunConfig, result: RunResult) -> None:
-    name = rng.choice(SERVICE_NAMES)
-    if stack.services[name].proc is None or stack.services[name].proc.poll() is not None:  # type: ignore[union-attr]
+    alive = [
+        n for n in SERVICE_NAMES if (p := stack.services[n].proc) is not None and p.poll() is None
+    ]
+    if not alive:
         return
+    name = rng.choice(alive)
     code, took = terminate(stack, name, cfg.graceful_timeout + 10)
     result.faults["sigterm"] += 1
     if code != 0 or took > cfg.graceful_timeout:

@@ -31,6 +31,7 @@ from outbound_core.kafka import (
     Consumer,
     EventBus,
     Handler,
+    broker_epoch,
     build_broker,
     ensure_topics,
     repair_after_broker_loss,
@@ -110,6 +111,7 @@ class Runtime:
     # Run after the broker was found empty and repaired: re-publish what this service owns
     # (stable event ids, so consumers that had it already ignore it).
     after_broker_loss: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _epoch: str | None = None
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> Runtime:
@@ -168,6 +170,7 @@ class Runtime:
         for attempt in range(60):
             try:
                 await ensure_topics(self.settings)
+                self._epoch = await broker_epoch(self.settings)
                 await self.db.command("ping")
                 return
             except Exception as exc:
@@ -197,7 +200,9 @@ class Runtime:
             await self._stop_gracefully()
 
     async def _watch_broker(self) -> None:
-        if await repair_after_broker_loss(self.settings, self.broker):
+        was = self._epoch
+        self._epoch = await repair_after_broker_loss(self.settings, self.broker, was)
+        if was is not None and self._epoch != was:
             for hook in self.after_broker_loss:
                 await hook()
             log.info("state re-published after the broker loss", hooks=len(self.after_broker_loss))
