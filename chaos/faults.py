@@ -116,6 +116,7 @@ async def _replay(servers: str, topics: list[str]) -> int:
     await producer.start()
     count = 0
     try:
+        await consumer.topics()  # fetch metadata: a fresh client knows no partitions yet
         for topic in topics:
             parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in parts]
