@@ -152,7 +152,7 @@ def _create_campaign(api: httpx.Client, rng: random.Random, cfg: RunConfig) -> s
 
 def _status(api: httpx.Client, cid: str) -> str | None:
     with contextlib.suppress(httpx.HTTPError, ValueError):
-        r = api.get(f"/v1/campaigns/{cid}")
+        r = api.get(f"/v1/campaigns/{cid}", timeout=5.0)  # an API still reconnecting: ask later
         if r.status_code == 200:
             return str(r.json().get("status"))
     return None
