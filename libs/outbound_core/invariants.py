@@ -420,6 +420,12 @@ def _counters_agree(ctx: _Context) -> list[Breach]:
         if task is not None:
             by_campaign[task["campaign_id"]] += 1
     recorded: Counter[str] = Counter(d["campaign_id"] for d in ctx.snap.dispositions)
+    # A provider fault (rejected) is a call attempt on record too, though nothing rang.
+    attempted: Counter[str] = Counter()
+    for call in ctx.snap.sim_calls:
+        task = ctx.task_of(call)
+        if task is not None:
+            attempted[task["campaign_id"]] += 1
     api_calls: Counter[str] = Counter(
         c["campaign_id"] for c in ctx.snap.api_calls if c.get("started_at")
     )
@@ -443,12 +449,12 @@ def _counters_agree(ctx: _Context) -> list[Breach]:
                     f"disposition summary counts {summary} but {recorded[cid]} were recorded",
                 )
             )
-        if api_calls[cid] != by_campaign[cid]:
+        if api_calls[cid] != attempted[cid]:
             out.append(
                 Breach(
                     "mismatch",
                     cid,
-                    f"{api_calls[cid]} call records but the network saw {by_campaign[cid]} calls",
+                    f"{api_calls[cid]} call records but the network had {attempted[cid]} requests",
                 )
             )
     return out
