@@ -7,9 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+SEEDS ?= 3
+CONTACTS ?= 1000
 
 
-.PHONY: install browser run test test-unit test-e2e check lint typecheck format docs bench clean
+.PHONY: install browser run test test-unit test-e2e check lint typecheck format docs bench chaos clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,17 +42,17 @@ test-e2e: install
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff format --check libs services tests benchmarks deploy
-	$(VENV)/bin/ruff check libs services tests benchmarks deploy
+	$(VENV)/bin/ruff format --check libs services tests benchmarks deploy chaos
+	$(VENV)/bin/ruff check libs services tests benchmarks deploy chaos
 
 typecheck: install
-	$(VENV)/bin/mypy libs/outbound_core libs/outbound_cli services benchmarks
+	$(VENV)/bin/mypy libs/outbound_core libs/outbound_cli services benchmarks chaos
 
 check: lint typecheck test  ## ruff + mypy --strict + tests
 
 format: install
-	$(VENV)/bin/ruff format libs services tests benchmarks
-	$(VENV)/bin/ruff check --fix libs services tests benchmarks
+	$(VENV)/bin/ruff format libs services tests benchmarks chaos
+	$(VENV)/bin/ruff check --fix libs services tests benchmarks chaos
 
 docs: install  ## regenerate docs/asyncapi.yaml and the configuration reference from the code
 	$(PY) -m outbound_core.asyncapi > docs/asyncapi.yaml
@@ -58,6 +60,12 @@ docs: install  ## regenerate docs/asyncapi.yaml and the configuration reference 
 
 bench: install  ## benchmarks; writes docs/benchmarks.md
 	$(PY) -m benchmarks
+
+chaos: install  ## SEEDS seeded fault-injection runs of a CONTACTS-contact campaign, then the invariant checker
+	$(PY) -m chaos --seeds $(SEEDS) --contacts $(CONTACTS)
+
+check-invariants: install  ## check every promise against the databases at MONGODB_URL
+	$(PY) -m outbound_core.invariants_cli check
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .outbound .pytest_cache .mypy_cache .ruff_cache

@@ -201,6 +201,34 @@ class DevStack:
         proc.start()
         self.services[name] = proc
 
+    def restart_service(self, name: str) -> None:
+        """Start ``name`` again with the environment it had (same clock anchor, same port):
+        for the reliability tests, after :meth:`ServiceProcess.kill` or a SIGTERM."""
+        old = self.services[name]
+        old.stop(timeout=0.1)
+        proc = ServiceProcess(
+            name=name,
+            module=old.module,
+            port=old.port,
+            env=old.env,
+            log_path=old.log_path,
+            echo=self.echo,
+        )
+        proc.start()
+        self.services[name] = proc
+
+    def restart_infrastructure(self, name: str, *, delay: float = 0.0) -> None:
+        """``kill -9`` the embedded ``kafka`` or ``mongodb`` and start it again on its port.
+        The broker comes back empty (memory storage); the database keeps its files."""
+        proc = next(p for p in self.infra if p.name == name)
+        url = self.kafka_url if name == "kafka" else self.mongo_url
+        assert url is not None
+        port = int(url.rsplit(":", 1)[1])
+        proc.kill()
+        proc.stop()
+        time.sleep(delay)
+        start_and_wait(proc, port, timeout=300.0)  # recovery is slow on a loaded machine
+
     def wait_ready(self, timeout: float = 240.0) -> None:
         deadline = time.monotonic() + timeout
         pending = set(self.services)

@@ -15,14 +15,17 @@ wrapper parses the envelope, dispatches by event type and decides what a failure
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -56,14 +59,18 @@ def build_broker(settings: ServiceSettings) -> KafkaBroker:
         enable_idempotence=settings.kafka_idempotent_producer,
         acks="all",
         linger_ms=0,
-        graceful_timeout=settings.graceful_timeout_seconds,
+        # a share of the service's grace period: loops and clients need the rest
+        graceful_timeout=settings.graceful_timeout_seconds / 3,
         logger=logging.getLogger(f"faststream.{settings.service_name}"),
         log_level=logging.DEBUG,
     )
 
 
-async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> None:
-    """Create the project's topics if they do not exist (idempotent; every service calls it)."""
+async def ensure_topics(
+    settings: ServiceSettings, topics: tuple[Topic, ...] = ALL_TOPICS
+) -> list[str]:
+    """Create the project's topics if they do not exist (idempotent; every service calls it).
+    Returns the names that were missing."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, client_id=settings.service_name
     )
@@ -78,8 +85,65 @@ async def ensure_topics(settings: ServiceSettings, topics: tuple[Topic, ...] = A
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass
+        return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+EPOCH_TOPIC = "outbound.broker-epoch"
+
+
+async def broker_epoch(settings: ServiceSettings) -> str:
+    """The identity of the broker's current life: the first message of a one-partition topic,
+    written by whoever finds it empty. A broker that restarted empty gets a new one, and every
+    service sees the change, whichever of them recreated the topics."""
+    await ensure_topics(settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, client_id=settings.service_name
+    )
+    await admin.start()
+    try:
+        if EPOCH_TOPIC not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(EPOCH_TOPIC, 1, 1)])
+    finally:
+        await admin.close()
+    tp = TopicPartition(EPOCH_TOPIC, 0)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        if (await consumer.end_offsets([tp]))[tp] == 0:
+            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+            await producer.start()
+            try:
+                await producer.send_and_wait(EPOCH_TOPIC, uuid.uuid4().hex.encode())
+            finally:
+                await producer.stop()
+        consumer.seek(tp, 0)
+        msg = await asyncio.wait_for(consumer.getone(tp), timeout=10.0)
+        return bytes(msg.value or b"").decode()
+    finally:
+        await consumer.stop()
+
+
+async def repair_after_broker_loss(
+    settings: ServiceSettings, broker: KafkaBroker, known_epoch: str | None
+) -> str:
+    """A broker that restarted empty (the embedded one keeps nothing; a real cluster that lost
+    its topics) leaves consumers committing to partitions that no longer exist. If the broker's
+    epoch changed since ``known_epoch``, recreate the topics and reconnect producer and
+    consumers (the groups start again from the earliest offset; the caller re-publishes what
+    MongoDB says was lost). Returns the current epoch."""
+    epoch = await broker_epoch(settings)
+    if known_epoch is None or epoch == known_epoch:
+        return epoch
+    log.warning("the broker restarted empty; reconnecting", epoch=epoch, was=known_epoch)
+    await broker.stop()
+    await broker.start()
+    return epoch
 
 
 @dataclass

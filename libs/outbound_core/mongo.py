@@ -21,6 +21,9 @@ def mongo_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         appname=settings.service_name,
+        # An acknowledged write must survive a crash of the database: events are published
+        # after it, and a write lost behind a published event breaks what consumers know.
+        journal=True,
     )
 
 

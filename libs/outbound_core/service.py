@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +27,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from outbound_core.clock import Clock
 from outbound_core.events import Payload
-from outbound_core.kafka import Consumer, EventBus, Handler, build_broker, ensure_topics
+from outbound_core.kafka import (
+    Consumer,
+    EventBus,
+    Handler,
+    broker_epoch,
+    build_broker,
+    ensure_topics,
+    repair_after_broker_loss,
+)
 from outbound_core.logging import configure_logging
 from outbound_core.metrics import render_latest
 from outbound_core.mongo import Document, mongo_client, service_database
@@ -43,6 +55,7 @@ class Ticker:
         self.interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def kick(self) -> None:
         self._wake.set()
@@ -50,14 +63,23 @@ class Ticker:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Let the run in progress finish (up to ``grace`` seconds), then stop: a half-done
+        run is repaired by the next start, but a finished one needs no repair."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
+        if not self._task.done():
+            log.warning("background loop did not finish in time; cancelled", loop=self.name)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.fn()
@@ -65,7 +87,11 @@ class Ticker:
                 raise
             except Exception:
                 log.exception("background loop failed; continuing", loop=self.name)
+                if self._stopping:
+                    return
                 await asyncio.sleep(min(self.interval * 5, 2.0))
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
 
@@ -82,6 +108,10 @@ class Runtime:
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     consumers: list[Consumer] = field(default_factory=list)
+    # Run after the broker was found empty and repaired: re-publish what this service owns
+    # (stable event ids, so consumers that had it already ignore it).
+    after_broker_loss: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _epoch: str | None = None
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> Runtime:
@@ -143,6 +173,7 @@ class Runtime:
         for attempt in range(60):
             try:
                 await ensure_topics(self.settings)
+                self._epoch = await broker_epoch(self.settings)
                 await self.db.command("ping")
                 return
             except Exception as exc:
@@ -154,23 +185,58 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         await self._wait_for_infrastructure()
+        # Connected (producer up) but not yet consuming: start-up hooks rebuild from MongoDB
+        # and may publish (the planner re-announces its queued tasks).
+        await self.broker.connect()
         for hook in self.startup:
             await hook()
         await self.broker.start()
         for ticker in self.tickers:
             ticker.start()
+        watch = Ticker("broker-watch", self._watch_broker, self.settings.broker_check_seconds)
+        watch.start()
+        self.tickers.append(watch)
         log.info("service started", port=self.settings.http_port)
         try:
             yield
         finally:
-            log.info("service stopping")
-            for ticker in self.tickers:
-                await ticker.stop()
+            await self._stop_gracefully()
+
+    async def _watch_broker(self) -> None:
+        was = self._epoch
+        self._epoch = await repair_after_broker_loss(self.settings, self.broker, was)
+        if was is not None and self._epoch != was:
+            for hook in self.after_broker_loss:
+                await hook()
+            log.info("state re-published after the broker loss", hooks=len(self.after_broker_loss))
+
+    async def _stop_gracefully(self) -> None:
+        """SIGTERM: background loops finish their run in progress, consumers stop taking
+        messages and finish (and commit) the ones in hand, then the clients close. All of it
+        within ``graceful_timeout_seconds``; past that the process exits with status 1 (what
+        was not committed is redelivered to the next instance: at least once)."""
+        grace = self.settings.graceful_timeout_seconds
+        started = time.monotonic()
+        log.info("service stopping", grace_seconds=grace)
+        watchdog = threading.Timer(grace, _overran, args=(self.settings.service_name, grace))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            # Stop consuming first; a handler in progress may still publish.
+            await asyncio.gather(*(sub.stop() for sub in self.broker.subscribers))
+            await asyncio.gather(*(t.stop(grace / 3) for t in self.tickers))
             await self.broker.stop()
             for hook in self.shutdown:
                 await hook()
             await self.client.close()
-            log.info("service stopped")
+        finally:
+            watchdog.cancel()
+        log.info("service stopped", seconds=round(time.monotonic() - started, 3))
+
+
+def _overran(service: str, grace: float) -> None:
+    log.error("shutdown overran the grace period; exiting", service=service, grace_seconds=grace)
+    os._exit(1)
 
 
 def probes_router(runtime: Runtime) -> APIRouter:
@@ -218,7 +284,12 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         port=settings.http_port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
+        # HTTP requests are short; most of the grace period is for consumers and loops.
+        timeout_graceful_shutdown=max(1, int(settings.graceful_timeout_seconds // 5)),
         lifespan="on",
     )
+    # uvicorn re-raises the signal it caught to the previous handler once it has shut down;
+    # with the default handler a clean SIGTERM stop would still end as "killed by SIGTERM"
+    # (exit 143 in Kubernetes). A no-op handler makes an orderly stop exit with status 0.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
     uvicorn.Server(config).run()

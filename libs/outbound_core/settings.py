@@ -58,6 +58,13 @@ class ServiceSettings(BaseSettings):
         validation_alias=_env("KAFKA_FETCH_MAX_WAIT_MS"),
         description="Longest a fetch waits for data; low values cut end-to-end latency.",
     )
+    broker_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_env("KAFKA_BROKER_CHECK_SECONDS"),
+        description="Real seconds between checks that the broker still has the topics (a "
+        "broker that restarted empty is repaired: topics recreated, clients reconnected).",
+    )
     mongodb_url: str = Field(
         "mongodb://127.0.0.1:37017",
         validation_alias=_env("MONGODB_URL"),

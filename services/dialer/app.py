@@ -63,6 +63,7 @@ def build_app(settings: DialerSettings) -> FastAPI:
     if isinstance(provider, HttpProvider):
         provider.on_callback(handlers.on_gateway_callback)
     rt.startup.append(calls.ensure_indexes)
+    rt.after_broker_loss.append(handlers.republish)
     provider.install(rt)
     rt.consume(
         CAMPAIGNS,

@@ -97,6 +97,18 @@ class DialerHandlers:
                 log_.warning("attempt already has a call; releasing the new lease")
                 await self._release(env, d, call_id=None)
             elif existing["status"] == "dialing":
+                # Recorded, then the dialer died before the network confirmed it. Judge it
+                # again: meanwhile the window may have closed, the number opted out or the
+                # lease expired (and its slot gone to another call).
+                reason = await self._refusal(env, d, await self.campaigns.current(d.campaign_id))
+                if reason is not None:
+                    if await self.calls.abandon(
+                        call_id=call_id, reason=reason, at=self.clock.now()
+                    ):
+                        CALLS_ABORTED.labels(reason).inc()
+                    log_.info("recorded call not resumed", reason=reason)
+                    await self._publish_abort(env, d, reason)
+                    return
                 log_.info("resuming a call recorded but not confirmed dialled")
                 await self._place(existing, causation=env)
             return
@@ -105,19 +117,7 @@ class DialerHandlers:
             await self._publish_abort(env, d, aborted["reason"])  # repeat: same event ids
             return
         campaign = await self.campaigns.current(d.campaign_id)
-        reason = abort_reason(
-            campaign=campaign,
-            phone=d.dial.phone,
-            contact_timezone=d.dial.timezone,
-            now=self.clock.now(),
-            lease_expires_at=self._lease_deadline(env, d),
-            check_window=self.check_window,
-            window=d.dial.window,
-        )
-        if reason is None and await self.suppressions.is_suppressed(
-            org_id=env.org_id, phone=d.dial.phone
-        ):
-            reason = "opted_out"  # the org's suppression list: never dialled again
+        reason = await self._refusal(env, d, campaign)
         if reason is not None or campaign is None:
             reason = reason or "campaign_unknown"
             if await self.calls.record_abort(
@@ -138,6 +138,25 @@ class DialerHandlers:
         if not await self.calls.insert(doc=doc):
             return  # a concurrent delivery recorded it first and dials it
         await self._place(doc, causation=env)
+
+    async def _refusal(
+        self, env: Envelope, d: TaskDispatched, campaign: dict[str, Any] | None
+    ) -> str | None:
+        """Why this dispatch must not be dialled now (the last-moment guard), or None."""
+        reason = abort_reason(
+            campaign=campaign,
+            phone=d.dial.phone,
+            contact_timezone=d.dial.timezone,
+            now=self.clock.now(),
+            lease_expires_at=self._lease_deadline(env, d),
+            check_window=self.check_window,
+            window=d.dial.window,
+        )
+        if reason is None and await self.suppressions.is_suppressed(
+            org_id=env.org_id, phone=d.dial.phone
+        ):
+            reason = "opted_out"  # the org's suppression list: never dialled again
+        return reason
 
     def _lease_deadline(self, env: Envelope, d: TaskDispatched) -> datetime:
         """The allocator never expires a lease sooner than its minimum in real seconds; in a
@@ -229,21 +248,58 @@ class DialerHandlers:
         log.info("call placed", call_id=order.call_id, phone=mask_phone(order.to))
         await self.bus.emit(
             CALLS,
-            CallStarted(
-                call_id=order.call_id,
-                task_id=order.task_id,
-                campaign_id=doc["campaign_id"],
-                attempt=order.attempt,
-                phone_index=doc.get("phone_index", 0),
-                provider=self.provider.name,
-                started_at=started_at,
-            ),
+            self._started(doc, started_at),
             key=order.task_id,
             org_id=doc["org_id"],
             workspace_id=doc["workspace_id"],
             causation=causation,
             dedupe_parts=(order.call_id,),
         )
+
+    def _started(self, doc: dict[str, Any], started_at: datetime) -> CallStarted:
+        return CallStarted(
+            call_id=doc["_id"],
+            task_id=doc["task_id"],
+            campaign_id=doc["campaign_id"],
+            attempt=doc["attempt"],
+            phone_index=doc.get("phone_index", 0),
+            provider=self.provider.name,
+            started_at=started_at,
+        )
+
+    async def republish(self) -> None:
+        """The broker lost everything: every call's start and end again (same event ids, so
+        whoever had them ignores them), so counters, dispositions and tasks catch up."""
+        count = 0
+        async for doc in self.calls.iter_all():
+            if doc.get("dialed_at") is not None:
+                await self.bus.emit(
+                    CALLS,
+                    self._started(doc, utc(doc["dialed_at"])),
+                    key=doc["task_id"],
+                    org_id=doc["org_id"],
+                    workspace_id=doc["workspace_id"],
+                    dedupe_parts=(doc["_id"],),
+                )
+            ended = doc.get("status") == "ended" and doc.get("result_status")
+            if ended and doc.get("closed_by") in ("provider", "provider_error"):
+                now = self.clock.now()
+                result = CallResult(
+                    call_id=doc["_id"],
+                    status=doc["result_status"],
+                    outcome=doc.get("outcome"),
+                    turns=doc.get("turns") or 0,
+                    duration_seconds=doc.get("duration_seconds") or 0.0,
+                    started_at=utc(doc.get("started_at") or now),
+                    ended_at=utc(doc.get("ended_at") or now),
+                    transcript=doc.get("transcript") or [],
+                    cost=doc.get("cost") or 0.0,
+                    callback_at=utc(doc["callback_at"]) if doc.get("callback_at") else None,
+                    recording_url=doc.get("recording_url"),
+                )
+                await self._publish_end(doc, result)
+            count += 1
+        log.info("dialer state re-published", calls=count)
 
     async def _publish_abort(self, env: Envelope, d: TaskDispatched, reason: str) -> None:
         await self.bus.emit(
@@ -309,6 +365,10 @@ class DialerHandlers:
                 await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
                 return "late"
         log.info("call ended", call_id=r.call_id, status=r.status, outcome=r.outcome, turns=r.turns)
+        await self._publish_end(doc, r)
+        return "recorded" if first else "duplicate"
+
+    async def _publish_end(self, doc: dict[str, Any], r: CallResult) -> None:
         ended = CallEnded(
             call_id=r.call_id,
             task_id=doc["task_id"],
@@ -336,7 +396,6 @@ class DialerHandlers:
             call_id=r.call_id,
         )
         await self._publish_for(doc, ALLOCATOR, released, key=doc["org_id"])
-        return "recorded" if first else "duplicate"
 
     # -- http provider callbacks --------------------------------------------------------------
 

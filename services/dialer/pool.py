@@ -97,13 +97,13 @@ class DispatchPool(Ticker):
         # calls recorded more than one sweep ago and not being worked on here
         await self._resume(self.call_ids(), self.sweep_seconds)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
         """Before the broker stops: let dispatches in progress finish (they publish)."""
         self._closing = True
         pending = list(self._tasks.values())
         if pending:
             log.info("waiting for dispatches in progress", count=len(pending))
-            _, late = await asyncio.wait(pending, timeout=self.drain_seconds)
+            _, late = await asyncio.wait(pending, timeout=max(grace, self.drain_seconds))
             for task in late:
                 task.cancel()
-        await super().stop()
+        await super().stop(grace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,9 @@ class CallRepository:
     async def get(self, *, call_id: str) -> Doc | None:
         return await self.calls.find_one({"_id": call_id})
 
+    def iter_all(self) -> AsyncIterator[Doc]:
+        return aiter(self.calls.find({}, batch_size=2000))
+
     async def mark_active(self, *, call_id: str, at: datetime) -> bool:
         res = await self.calls.update_one(
             {"_id": call_id, "status": "dialing"}, {"$set": {"status": "active", "dialed_at": at}}
@@ -72,6 +76,22 @@ class CallRepository:
                     "status": "ended",
                     "result_status": "failed",
                     "closed_by": "lease_expired",
+                    "ended_at": at,
+                }
+            },
+        )
+        return res.modified_count == 1
+
+    async def abandon(self, *, call_id: str, reason: str, at: datetime) -> bool:
+        """A call recorded but never confirmed dialled that must not be placed any more:
+        closed without a result (the attempt is handed back to the planner)."""
+        res = await self.calls.update_one(
+            {"_id": call_id, "status": "dialing"},
+            {
+                "$set": {
+                    "status": "ended",
+                    "closed_by": "aborted",
+                    "failure": reason,
                     "ended_at": at,
                 }
             },

@@ -16,6 +16,7 @@ def build_app(settings: DispositionSettings) -> FastAPI:
     repo = DispositionRepository(rt.db)
     handlers = DispositionHandlers(repo=repo, bus=rt.bus, settings=settings)
     rt.startup.append(repo.ensure_indexes)
+    rt.after_broker_loss.append(handlers.republish)
     rt.consume(CALLS, (CallEnded, handlers.on_call_ended))
     rt.consume(DISPATCH, (LeaseExpired, handlers.on_lease_expired))  # calls that never ended
     app = build_http_app(rt, api.router, api.labels_router, title="Outbound disposition")

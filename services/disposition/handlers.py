@@ -133,6 +133,7 @@ class DispositionHandlers:
             "disposition": d.label,
             "raw_outcome": call.outcome,
             "raw_status": call.status,
+            "phone": call.phone,
             "connected": d.connected,
             "terminal": d.terminal,
             "custom": d.custom,
@@ -146,6 +147,43 @@ class DispositionHandlers:
         if d.label == "opt_out":
             log.info("number opted out", phone=mask_phone(call.phone or ""), call_id=call.call_id)
         return doc
+
+    async def republish(self) -> None:
+        """The broker lost everything: every recorded disposition and opt-out again (same
+        event ids), so tasks that waited for one are resolved."""
+        count = 0
+        async for d in self.repo.iter_all():
+            if d["disposition"] == "opt_out" and d.get("phone"):
+                await self.bus.emit(
+                    SUPPRESSIONS,
+                    SuppressionAdded(phone=d["phone"], reason="opt_out", source_call_id=d["_id"]),
+                    key=d["org_id"],
+                    org_id=d["org_id"],
+                    workspace_id=d["workspace_id"],
+                    dedupe_parts=(d["_id"],),
+                )
+            await self.bus.emit(
+                DISPOSITIONS,
+                DispositionRecorded(
+                    call_id=d["_id"],
+                    task_id=d["task_id"],
+                    campaign_id=d["campaign_id"],
+                    attempt=d["attempt"],
+                    disposition=d["disposition"],
+                    raw_outcome=d["raw_outcome"],
+                    connected=d["connected"],
+                    terminal=d["terminal"],
+                    callback_at=d["callback_at"],
+                    duration_seconds=d["duration_seconds"],
+                    turns=d["turns"],
+                ),
+                key=d["task_id"],
+                org_id=d["org_id"],
+                workspace_id=d["workspace_id"],
+                dedupe_parts=(d["_id"],),
+            )
+            count += 1
+        log.info("dispositions re-published", count=count)
 
     async def _watch_failures(
         self, env: Envelope, campaign_id: str, *, failed: bool, dedupe: str

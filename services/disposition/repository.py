@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,9 @@ class DispositionRepository:
             return True
         except DuplicateKeyError:
             return False
+
+    def iter_all(self) -> AsyncIterator[Doc]:
+        return aiter(self.dispositions.find({}, batch_size=2000))
 
     async def get(self, call_id: str) -> Doc | None:
         return await self.dispositions.find_one({"_id": call_id})

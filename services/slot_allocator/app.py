@@ -41,6 +41,7 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
     rebalance = OrgRebalance(svc, ALLOCATOR.name, settings.kafka_partitions)
     svc.partition_of = rebalance.partition_of
     rt.startup.append(svc.rebuild)
+    rt.after_broker_loss.append(svc.republish)
     rebalance.consumer = rt.consume(
         ALLOCATOR,
         (TaskQueued, svc.on_task_queued),

@@ -118,6 +118,9 @@ class AllocatorRepository:
             async for d in self.leases.find({"_id": {"$in": ids}}, {"status": 1})
         }
 
+    async def expired_leases(self) -> list[Doc]:
+        return [d async for d in self.leases.find({"status": "expired"})]
+
     async def active_leases(self, *, org_id: str) -> list[Doc]:
         return [d async for d in self.leases.find({"org_id": org_id, "status": "active"})]
 

@@ -403,6 +403,27 @@ class SlotService:
             dedupe_parts=(doc["_id"],),
         )
 
+    async def republish(self) -> None:
+        """The broker lost everything: every lease expiry again (a task waiting for one would
+        wait for ever). Active leases need nothing: their end or their expiry follows."""
+        count = 0
+        for d in await self.repo.expired_leases():
+            await self.bus.emit(
+                DISPATCH,
+                LeaseExpired(
+                    lease_id=d["_id"],
+                    task_id=d["task_id"],
+                    campaign_id=d["campaign_id"],
+                    attempt=d["attempt"],
+                ),
+                key=d["task_id"],
+                org_id=d["org_id"],
+                workspace_id=d["workspace_id"],
+                dedupe_parts=(d["_id"],),
+            )
+            count += 1
+        log.info("lease expiries re-published", count=count)
+
     async def expire(self) -> None:
         real_now, now = time.time(), self.clock.now()
         deferred: list[tuple[float, datetime, str, str]] = []

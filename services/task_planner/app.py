@@ -38,6 +38,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         reconcile_batch=settings.reconcile_batch,
     )
     rt.startup.append(planner.rebuild)
+    rt.after_broker_loss.append(planner.republish)
     control = TaskControl(planner)
     rt.consume(
         CAMPAIGNS,

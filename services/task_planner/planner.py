@@ -121,6 +121,22 @@ class Planner:
             log.info("re-announced stale queued tasks", count=sent)
         return sent
 
+    async def republish(self) -> None:
+        """The broker lost everything: every lead's current state again (same seq, same event
+        id), every queued task to the allocator, and the drain of campaigns left with nothing
+        to call (their completion may have been lost)."""
+        drained: dict[str, Doc] = {}
+        async for t in self.repo.iter_all():
+            await self._publish_lead(t, causation=None)
+            if t["status"] == "queued" and self._running(t["campaign_id"]):
+                await self._publish_queued(t)
+            if t["status"] not in ACTIVE_STATUSES:
+                drained.setdefault(t["campaign_id"], t)
+        for task in drained.values():
+            if self._running(task["campaign_id"]):
+                await self._check_drained(None, task)
+        log.info("planner state re-published", campaigns=len(drained))
+
     def _running(self, campaign_id: str) -> bool:
         c = self.campaigns.get(campaign_id)
         return c is not None and c.get("status") == "running"

@@ -111,6 +111,9 @@ class PlannerRepository:
             )
         )
 
+    def iter_all(self) -> AsyncIterator[Doc]:
+        return aiter(self.tasks.find({}, batch_size=2000))
+
     async def stale_queued(self, *, before: datetime, limit: int) -> list[Doc]:
         flt: Doc = {"status": "queued", "announced_at": {"$lt": before}}
         return [t async for t in self.tasks.find(flt).limit(limit)]

@@ -8,9 +8,10 @@ calls whose ``ends_at`` has passed on the shared (virtual) clock and reports the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -54,6 +55,10 @@ class SimProvider(VoiceProvider):
         await self._rescan(due_only=False)
 
     async def dial(self, order: DialOrder) -> None:
+        """Record the request in ``sim_calls`` first (the log of what reached the network),
+        then "dial". A provider fault (timeout, 5xx) is recorded as ``rejected``: nothing rang.
+        A hanging call is cut by the network after ``max_call_seconds`` (``cut_at``) but its end
+        is never reported: the dialer hears of it only through its lease expiring."""
         placed_at = self.clock.now()
         outcome = pick_outcome(
             script=order.sim_outcomes,
@@ -61,9 +66,21 @@ class SimProvider(VoiceProvider):
             phone=order.to,
             weights=self.settings.sim_outcome_weights,
         )
+        base = {
+            "_id": order.call_id,
+            "call_id": order.call_id,
+            "to": order.to,
+            "from": order.from_number,
+            "task_id": order.task_id,
+            "attempt": order.attempt,
+            "outcome": outcome,
+            "placed_at": placed_at,
+        }
         if outcome in PROVIDER_ERRORS:
             # What a gateway that times out or answers 5xx looks like to the dialer.
             log.info("sim provider error", call_id=order.call_id, outcome=outcome)
+            with contextlib.suppress(DuplicateKeyError):
+                await self.calls.insert_one({**base, "status": "rejected", "ends_at": None})
             raise ProviderError(PROVIDER_ERRORS[outcome])
         plan = plan_call(
             outcome=outcome,
@@ -75,15 +92,11 @@ class SimProvider(VoiceProvider):
         )
         ends_at = plan.ends_at(placed_at)
         doc = {
-            "_id": order.call_id,
-            "call_id": order.call_id,
-            "to": order.to,
-            "from": order.from_number,
-            "task_id": order.task_id,
-            "attempt": order.attempt,
-            "outcome": outcome,
-            "placed_at": placed_at,
+            **base,
             "ends_at": ends_at,
+            "cut_at": None
+            if ends_at
+            else placed_at + timedelta(seconds=self.settings.max_call_seconds),
             "status": "active",
             "result": {
                 "status": plan.status,
@@ -99,7 +112,13 @@ class SimProvider(VoiceProvider):
             await self.calls.insert_one(doc)
         except DuplicateKeyError:
             # Asked again for the same call: one call on the network; just make sure it ends.
-            existing = await self.calls.find_one({"_id": order.call_id})
+            existing = await self.calls.find_one_and_update(
+                {"_id": order.call_id}, {"$inc": {"asked_again": 1}}
+            )
+            if existing is not None and existing["status"] == "rejected":
+                raise ProviderError(
+                    PROVIDER_ERRORS.get(existing["outcome"], "provider_5xx")
+                ) from None
             if existing is None or existing["status"] != "active":
                 return
             doc = existing
