@@ -103,7 +103,7 @@ class DispatchPool(Ticker):
         pending = list(self._tasks.values())
         if pending:
             log.info("waiting for dispatches in progress", count=len(pending))
-            _, late = await asyncio.wait(pending, timeout=max(grace, self.drain_seconds))
+            _, late = await asyncio.wait(pending, timeout=grace or self.drain_seconds)
             for task in late:
                 task.cancel()
         await super().stop(grace)
