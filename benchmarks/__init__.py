@@ -26,6 +26,7 @@ class Context:
     mongo_url: str
     data_dir: str
     quick: bool = False
+    scale: float = 1.0
     notes: list[str] = field(default_factory=list)
 
 

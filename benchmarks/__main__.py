@@ -47,7 +47,55 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def render(results: list[Result], *, infra: str, notes: list[str], command: str) -> str:
+def _previous(path: Path) -> tuple[list[str], list[str]]:
+    """The table rows and the note items (with their continuation lines) of an earlier run."""
+    if not path.exists():
+        return [], []
+    rows: list[str] = []
+    notes: list[str] = []
+    in_notes = False
+    for line in path.read_text().splitlines():
+        if line.startswith("| ") and not line.startswith("| benchmark |"):
+            rows.append(line)
+        elif line.startswith("## Notes"):
+            in_notes = True
+        elif line.startswith("## "):
+            in_notes = False
+        elif in_notes and line.startswith("- "):
+            notes.append(line[2:])
+        elif in_notes and line.startswith("  ") and notes:
+            notes[-1] += "\n" + line
+    return rows, notes
+
+
+def merge(
+    path: Path, results: list[Result], notes: list[str], modules: list[str]
+) -> tuple[list[str], list[str]]:
+    """Rows and notes of benchmarks not run this time are kept from the file, so a partial run
+    (``make bench`` with module names) replaces only its own rows."""
+    names = {r.benchmark for r in results} | {m.split(".")[-1] for m in modules}
+    short = {m.split(".")[-1] for m in modules}
+    old_rows, old_notes = _previous(path)
+    kept = [r for r in old_rows if r.split("|")[1].strip() not in names]
+    kept_notes = [
+        n
+        for n in old_notes
+        if not any(
+            n.startswith(k) for k in names | short | {k.removeprefix("bench_") for k in short}
+        )
+    ]
+    return kept, kept_notes
+
+
+def render(
+    results: list[Result],
+    *,
+    infra: str,
+    notes: list[str],
+    command: str,
+    kept_rows: list[str] | None = None,
+    kept_notes: list[str] | None = None,
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -56,6 +104,11 @@ def render(results: list[Result], *, infra: str, notes: list[str], command: str)
         "measured within one run.",
         f"- Infrastructure: {infra}",
         f"- Command: `{command}`",
+        *(
+            [f"- {len(kept_rows)} rows of benchmarks not run this time are kept from earlier runs."]
+            if kept_rows
+            else []
+        ),
         "",
         "| benchmark | metric | value | unit | target | met |",
         "|---|---|---|---|---|---|",
@@ -67,6 +120,8 @@ def render(results: list[Result], *, infra: str, notes: list[str], command: str)
             f"| {r.benchmark} | {r.metric}{note} | {_fmt(r.value)} | {r.unit} | {r.target} | "
             f"{met} |"
         )
+    lines += kept_rows or []
+    notes = [*(kept_notes or []), *notes]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -98,6 +153,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="size factor for the large benchmarks (e2e, scale, realistic mix): 0.1 runs a "
+        "tenth of the contacts and slots, to finish in minutes on a small machine",
+    )
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     names = [m for m in MODULES if not args.only or any(o in m for o in args.only)]
@@ -121,13 +183,30 @@ def main() -> None:
             procs.append(embedded_mongo(port, Path(data_dir)))
             start_and_wait(procs[-1], port)
             mongo_url = f"mongodb://127.0.0.1:{port}"
-        ctx = Context(kafka_url=kafka_url, mongo_url=mongo_url, data_dir=data_dir, quick=args.quick)
+        ctx = Context(
+            kafka_url=kafka_url,
+            mongo_url=mongo_url,
+            data_dir=data_dir,
+            quick=args.quick,
+            scale=args.scale,
+        )
         results = asyncio.run(_run(ctx, names))
     finally:
         for p in reversed(procs):
             p.stop()
     command = "make bench" + (f" ({shlex.join(sys.argv[1:])})" if sys.argv[1:] else "")
-    Path(args.output).write_text(render(results, infra=infra, notes=ctx.notes, command=command))
+    out = Path(args.output)
+    kept_rows, kept_notes = merge(out, results, ctx.notes, names) if args.only else ([], [])
+    out.write_text(
+        render(
+            results,
+            infra=infra,
+            notes=ctx.notes,
+            command=command,
+            kept_rows=kept_rows,
+            kept_notes=kept_notes,
+        )
+    )
     print(f"wrote {args.output}")  # noqa: T201
 
 
