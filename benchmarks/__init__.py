@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 MODULES: list[str] = [
     "benchmarks.bench_floor",
     "benchmarks.bench_e2e",
+    "benchmarks.bench_scale",
+    "benchmarks.bench_realistic",
     "benchmarks.bench_webhooks",
     "benchmarks.bench_dialer",
     "benchmarks.bench_allocator",
