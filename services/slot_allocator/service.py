@@ -25,6 +25,7 @@ from outbound_core.ids import new_id
 from outbound_core.kafka import EventBus
 from outbound_core.topics import DISPATCH
 from slot_allocator.domain import Allocator, Lease, QueuedTask, WorkspaceSlots
+from slot_allocator.metrics import DECISION_SECONDS, QUEUE_WAIT_SECONDS
 from slot_allocator.repository import AllocatorRepository, Doc
 
 log = structlog.get_logger(__name__)
@@ -182,9 +183,15 @@ class SlotService:
     async def dispatch(self) -> None:
         for org_id in list(self.alloc.orgs):
             while True:
-                granted = self.alloc.grant(org_id, new_id("lease"), self.clock.now())
+                now = self.clock.now()
+                started = time.perf_counter()
+                granted = self.alloc.grant(org_id, new_id("lease"), now)
                 if granted is None:
                     break
+                DECISION_SECONDS.observe(time.perf_counter() - started)
+                QUEUE_WAIT_SECONDS.observe(
+                    max(0.0, self.clock.real_seconds(now - granted[0].eligible_at))
+                )
                 await self._send(*granted)
 
     async def _send(self, item: QueuedTask, lease: Lease) -> None:

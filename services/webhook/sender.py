@@ -23,7 +23,7 @@ import structlog
 from outbound_core.clock import Clock, utc
 from webhook.batching import GroupWriter
 from webhook.domain import outcome_of, parse_retry_after, retry_delay
-from webhook.metrics import DELIVERIES, DELIVERY_SECONDS
+from webhook.metrics import DELIVERIES, DELIVERY_SECONDS, EVENT_TO_DELIVERY_SECONDS
 from webhook.repository import Doc, WebhookRepository
 from webhook.settings import WebhookSettings
 from webhook.signing import signed_headers
@@ -223,6 +223,10 @@ class Sender:
         next_at: datetime | None = None
         if outcome == "succeeded":
             status = "succeeded"
+            if d.get("created_at") is not None:
+                EVENT_TO_DELIVERY_SECONDS.observe(
+                    max(0.0, self.clock.real_seconds(now - utc(d["created_at"])))
+                )
             if sub.get("failing_since") is not None:
                 await self.repo.mark_healthy(subscription_id=sub["_id"])
         elif outcome == "gone":
