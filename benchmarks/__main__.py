@@ -190,6 +190,9 @@ def main() -> None:
             quick=args.quick,
             scale=args.scale,
         )
+        for name, p in zip(("broker", "database"), procs, strict=False):
+            if p.proc is not None:
+                ctx.infra_pids[name] = p.proc.pid
         results = asyncio.run(_run(ctx, names))
     finally:
         for p in reversed(procs):

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
-from benchmarks import Context, Result, percentile
+from benchmarks import Context, Result, cpu_seconds, percentile
 from benchmarks.bench_floor import _round_trips
 from outbound_core.clock import utc
 from outbound_core.devstack import DevStack
@@ -88,8 +88,16 @@ async def run_campaigns(
     return time.time() - started
 
 
+def _pids(ctx: Context, stack: DevStack) -> dict[str, int]:
+    pids = {name: svc.proc.pid for name, svc in stack.services.items() if svc.proc is not None}
+    return {**pids, **ctx.infra_pids}
+
+
 async def _measure(ctx: Context, stack: DevStack, n: int, slots: int) -> list[Result]:
+    pids = _pids(ctx, stack)
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     total = await run_campaigns(stack, contacts=n)
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         stack.mongo_url or ctx.mongo_url, tz_aware=True
     )
@@ -168,6 +176,17 @@ async def _measure(ctx: Context, stack: DevStack, n: int, slots: int) -> list[Re
         ),
         Result("e2e campaign", "floor: two broker hops p50", percentile(two, 50), "ms"),
         Result("e2e campaign", "floor: two broker hops p99", percentile(two, 99), "ms"),
+        *(
+            Result(
+                "e2e campaign",
+                f"CPU per attempt: {name}",
+                seconds * 1000 / max(len(placed), 1),
+                "ms",
+                note="CPU time over the campaign (load-independent); the services wait on the "
+                "broker and the database for the rest",
+            )
+            for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+        ),
     ]
 
 
