@@ -19,6 +19,7 @@ from benchmarks import MODULES, Context, Result
 from outbound_core.embedded import embedded_kafka, embedded_mongo, free_port, start_and_wait
 
 ROOT = Path(__file__).resolve().parents[1]
+ANALYSIS = "## Analysis"
 
 
 def _machine() -> str:
@@ -60,6 +61,8 @@ def _previous(path: Path) -> tuple[list[str], list[str]]:
         elif line.startswith("## Notes"):
             in_notes = True
         elif line.startswith("## "):
+            if line.startswith(ANALYSIS):
+                break
             in_notes = False
         elif in_notes and line.startswith("- "):
             notes.append(line[2:])
@@ -176,12 +179,12 @@ def main() -> None:
         if not kafka_url:
             port = free_port()
             procs.append(embedded_kafka(port, Path(data_dir)))
-            start_and_wait(procs[-1], port)
+            start_and_wait(procs[-1], port, timeout=240)
             kafka_url = f"127.0.0.1:{port}"
         if not mongo_url:
             port = free_port()
             procs.append(embedded_mongo(port, Path(data_dir)))
-            start_and_wait(procs[-1], port)
+            start_and_wait(procs[-1], port, timeout=240)
             mongo_url = f"mongodb://127.0.0.1:{port}"
         ctx = Context(
             kafka_url=kafka_url,
@@ -199,6 +202,9 @@ def main() -> None:
             p.stop()
     command = "make bench" + (f" ({shlex.join(sys.argv[1:])})" if sys.argv[1:] else "")
     out = Path(args.output)
+    # The hand-written analysis (targets met and missed, what limits them, profiles) is kept.
+    old = out.read_text() if out.exists() else ""
+    analysis = old[old.index(ANALYSIS) :] if ANALYSIS in old else ""
     kept_rows, kept_notes = merge(out, results, ctx.notes, names) if args.only else ([], [])
     out.write_text(
         render(
@@ -209,6 +215,7 @@ def main() -> None:
             kept_rows=kept_rows,
             kept_notes=kept_notes,
         )
+        + ("\n" + analysis if analysis else "")
     )
     print(f"wrote {args.output}")  # noqa: T201
 
