@@ -7,6 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 
 .PHONY: install browser run test test-unit test-e2e check lint typecheck format docs bench clean
@@ -57,7 +58,7 @@ docs: install  ## regenerate docs/asyncapi.yaml and the configuration reference 
 	$(PY) -m outbound_core.configdoc --write docs/operations.md
 
 bench: install  ## benchmarks; writes docs/benchmarks.md
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .outbound .pytest_cache .mypy_cache .ruff_cache
