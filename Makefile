@@ -9,6 +9,7 @@ SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum
 PYTEST_ARGS ?=
 SEEDS ?= 3
 CONTACTS ?= 1000
+BENCH_ARGS ?=
 
 
 .PHONY: install browser run test test-unit test-e2e check lint typecheck format docs bench chaos clean
@@ -59,7 +60,7 @@ docs: install  ## regenerate docs/asyncapi.yaml and the configuration reference 
 	$(PY) -m outbound_core.configdoc --write docs/operations.md
 
 bench: install  ## benchmarks; writes docs/benchmarks.md
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 chaos: install  ## SEEDS seeded fault-injection runs of a CONTACTS-contact campaign, then the invariant checker
 	$(PY) -m chaos --seeds $(SEEDS) --contacts $(CONTACTS)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 MODULES: list[str] = [
     "benchmarks.bench_floor",
     "benchmarks.bench_e2e",
+    "benchmarks.bench_scale",
+    "benchmarks.bench_realistic",
     "benchmarks.bench_webhooks",
     "benchmarks.bench_dialer",
     "benchmarks.bench_allocator",
@@ -27,6 +29,9 @@ class Context:
     mongo_url: str
     data_dir: str
     quick: bool = False
+    scale: float = 1.0
+    # name -> pid of the embedded broker and database this run started (none when external)
+    infra_pids: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -48,3 +53,15 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[k]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    import os
+    from pathlib import Path
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")

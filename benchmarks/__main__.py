@@ -19,6 +19,7 @@ from benchmarks import MODULES, Context, Result
 from outbound_core.embedded import embedded_kafka, embedded_mongo, free_port, start_and_wait
 
 ROOT = Path(__file__).resolve().parents[1]
+ANALYSIS = "## Analysis"
 
 
 def _machine() -> str:
@@ -47,34 +48,46 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _row(r: Result) -> str:
-    met = "—" if r.met is None else ("yes" if r.met else "**no**")
-    note = f" ({r.note})" if r.note else ""
-    return f"| {r.benchmark} | {r.metric}{note} | {_fmt(r.value)} | {r.unit} | {r.target} | {met} |"
-
-
-def earlier(text: str, replaced: set[str]) -> tuple[list[str], list[str]]:
-    """The table rows and notes of an earlier docs/benchmarks.md that this run does not
-    replace: a partial run (``python -m benchmarks api``) keeps every other benchmark's
-    figures. A note belongs to the benchmark its first word names."""
+def _previous(path: Path) -> tuple[list[str], list[str]]:
+    """The table rows and the note items (with their continuation lines) of an earlier run."""
+    if not path.exists():
+        return [], []
     rows: list[str] = []
     notes: list[str] = []
-    section = ""
-    for line in text.splitlines():
-        if line.startswith("## "):
-            section = line[3:].strip()
-        elif line.startswith("| ") and not line.startswith(("| benchmark |", "|---")):
-            name = line.split("|")[1].strip()
-            if name not in replaced:
-                rows.append(line)
-        elif section == "Notes" and line.startswith("- "):
-            first = line[2:].split(" ", 1)[0].rstrip(":")
+    in_notes = False
+    for line in path.read_text().splitlines():
+        if line.startswith("| ") and not line.startswith("| benchmark |"):
+            rows.append(line)
+        elif line.startswith("## Notes"):
+            in_notes = True
+        elif line.startswith("## "):
+            if line.startswith(ANALYSIS):
+                break
+            in_notes = False
+        elif in_notes and line.startswith("- "):
             notes.append(line[2:])
-            if first in replaced or first.removeprefix("bench_") in replaced:
-                notes.pop()
-        elif section == "Notes" and line.startswith("  ") and notes:
-            notes[-1] += "\n" + line  # continuation of a kept note
+        elif in_notes and line.startswith("  ") and notes:
+            notes[-1] += "\n" + line
     return rows, notes
+
+
+def merge(
+    path: Path, results: list[Result], notes: list[str], modules: list[str]
+) -> tuple[list[str], list[str]]:
+    """Rows and notes of benchmarks not run this time are kept from the file, so a partial run
+    (``make bench`` with module names) replaces only its own rows."""
+    names = {r.benchmark for r in results} | {m.split(".")[-1] for m in modules}
+    short = {m.split(".")[-1] for m in modules}
+    old_rows, old_notes = _previous(path)
+    kept = [r for r in old_rows if r.split("|")[1].strip() not in names]
+    kept_notes = [
+        n
+        for n in old_notes
+        if not any(
+            n.startswith(k) for k in names | short | {k.removeprefix("bench_") for k in short}
+        )
+    ]
+    return kept, kept_notes
 
 
 def render(
@@ -84,6 +97,7 @@ def render(
     notes: list[str],
     command: str,
     kept_rows: list[str] | None = None,
+    kept_notes: list[str] | None = None,
 ) -> str:
     lines = [
         "# Benchmarks",
@@ -93,19 +107,24 @@ def render(
         "measured within one run.",
         f"- Infrastructure: {infra}",
         f"- Command: `{command}`",
-    ]
-    if kept_rows:
-        lines.append(
-            "- Rows of benchmarks this command did not run are kept from earlier runs "
-            "(see the git history of this file for their dates)."
-        )
-    lines += [
+        *(
+            [f"- {len(kept_rows)} rows of benchmarks not run this time are kept from earlier runs."]
+            if kept_rows
+            else []
+        ),
         "",
         "| benchmark | metric | value | unit | target | met |",
         "|---|---|---|---|---|---|",
-        *(kept_rows or []),
-        *(_row(r) for r in results),
     ]
+    for r in results:
+        met = "—" if r.met is None else ("yes" if r.met else "**no**")
+        note = f" ({r.note})" if r.note else ""
+        lines.append(
+            f"| {r.benchmark} | {r.metric}{note} | {_fmt(r.value)} | {r.unit} | {r.target} | "
+            f"{met} |"
+        )
+    lines += kept_rows or []
+    notes = [*(kept_notes or []), *notes]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -137,6 +156,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("only", nargs="*", help="benchmark modules to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="size factor for the large benchmarks (e2e, scale, realistic mix): 0.1 runs a "
+        "tenth of the contacts and slots, to finish in minutes on a small machine",
+    )
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     names = [m for m in MODULES if not args.only or any(o in m for o in args.only)]
@@ -153,29 +179,44 @@ def main() -> None:
         if not kafka_url:
             port = free_port()
             procs.append(embedded_kafka(port, Path(data_dir)))
-            start_and_wait(procs[-1], port)
+            start_and_wait(procs[-1], port, timeout=240)
             kafka_url = f"127.0.0.1:{port}"
         if not mongo_url:
             port = free_port()
             procs.append(embedded_mongo(port, Path(data_dir)))
-            start_and_wait(procs[-1], port)
+            start_and_wait(procs[-1], port, timeout=240)
             mongo_url = f"mongodb://127.0.0.1:{port}"
-        ctx = Context(kafka_url=kafka_url, mongo_url=mongo_url, data_dir=data_dir, quick=args.quick)
+        ctx = Context(
+            kafka_url=kafka_url,
+            mongo_url=mongo_url,
+            data_dir=data_dir,
+            quick=args.quick,
+            scale=args.scale,
+        )
+        for name, p in zip(("broker", "database"), procs, strict=False):
+            if p.proc is not None:
+                ctx.infra_pids[name] = p.proc.pid
         results = asyncio.run(_run(ctx, names))
     finally:
         for p in reversed(procs):
             p.stop()
     command = "make bench" + (f" ({shlex.join(sys.argv[1:])})" if sys.argv[1:] else "")
     out = Path(args.output)
-    kept_rows: list[str] = []
-    notes = ctx.notes
-    if args.only and out.exists():
-        replaced = {r.benchmark for r in results}
-        replaced |= {n.rsplit(".", 1)[-1] for n in names}
-        replaced |= {n.rsplit(".", 1)[-1].removeprefix("bench_") for n in names}
-        kept_rows, kept_notes = earlier(out.read_text(), replaced)
-        notes = kept_notes + notes
-    out.write_text(render(results, infra=infra, notes=notes, command=command, kept_rows=kept_rows))
+    # The hand-written analysis (targets met and missed, what limits them, profiles) is kept.
+    old = out.read_text() if out.exists() else ""
+    analysis = old[old.index(ANALYSIS) :] if ANALYSIS in old else ""
+    kept_rows, kept_notes = merge(out, results, ctx.notes, names) if args.only else ([], [])
+    out.write_text(
+        render(
+            results,
+            infra=infra,
+            notes=ctx.notes,
+            command=command,
+            kept_rows=kept_rows,
+            kept_notes=kept_notes,
+        )
+        + ("\n" + analysis if analysis else "")
+    )
     print(f"wrote {args.output}")  # noqa: T201
 
 

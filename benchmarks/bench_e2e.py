@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
-from benchmarks import Context, Result, percentile
+from benchmarks import Context, Result, cpu_seconds, percentile
 from benchmarks.bench_floor import _round_trips
 from outbound_core.clock import utc
 from outbound_core.devstack import DevStack
@@ -31,31 +31,76 @@ def _contacts(n: int) -> list[dict[str, str]]:
     ]
 
 
-async def _measure(ctx: Context, stack: DevStack, n: int, slots: int) -> list[Result]:
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory of a process (Linux /proc; NaN elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return float("nan")
+
+
+def memory(stack: DevStack, bench: str) -> list[Result]:
+    """Peak RSS of every service of the stack, read before it stops."""
+    return [
+        Result(bench, f"peak memory: {name}", peak_rss_mib(svc.proc.pid), "MiB")
+        for name, svc in stack.services.items()
+        if svc.proc is not None
+    ]
+
+
+async def run_campaigns(
+    stack: DevStack, *, contacts: int, campaigns: int = 1, limit_s: float = 1800
+) -> float:
+    """Create ``campaigns`` campaigns sharing ``contacts`` contacts, start them all, wait until
+    every one completed; returns the wall seconds from the first start."""
     headers = {"Authorization": f"Bearer {stack.api_key}"}
-    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=120) as http:
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=300) as http:
         agent = await http.post("/v1/agents", json={"name": "bench", "language": "en-US"})
-        body = {
-            "name": "bench",
-            "script_id": agent.json()["id"],
-            "language": "en-US",
-            "contacts": _contacts(n),
-            "calling_hours": {"start": "00:00", "end": "00:00"},
-        }
-        created = await http.post("/v1/campaigns", json=body)
-        created.raise_for_status()
-        cid = created.json()["id"]
+        everyone = _contacts(contacts)
+        per = -(-contacts // campaigns)
+        ids = []
+        for k in range(campaigns):
+            body = {
+                "name": f"bench {k}",
+                "script_id": agent.json()["id"],
+                "language": "en-US",
+                "contacts": everyone[k * per : (k + 1) * per],
+                "calling_hours": {"start": "00:00", "end": "00:00"},
+            }
+            created = await http.post("/v1/campaigns", json=body)
+            created.raise_for_status()
+            ids.append(created.json()["id"])
         started = time.time()
-        (await http.patch(f"/v1/campaigns/{cid}", json={"action": "start"})).raise_for_status()
-        while True:
-            c = (await http.get(f"/v1/campaigns/{cid}")).json()
-            if c["status"] == "completed":
-                break
-            if time.time() - started > 900:
-                raise TimeoutError(f"campaign not completed after 900 s: {c}")
-            await asyncio.sleep(0.5)
-    total = time.time() - started
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(ctx.mongo_url, tz_aware=True)
+        for cid in ids:
+            (await http.patch(f"/v1/campaigns/{cid}", json={"action": "start"})).raise_for_status()
+        pending = set(ids)
+        while pending:
+            for cid in list(pending):
+                c = (await http.get(f"/v1/campaigns/{cid}")).json()
+                if c["status"] == "completed":
+                    pending.discard(cid)
+            if time.time() - started > limit_s:
+                raise TimeoutError(f"{len(pending)} campaigns not completed after {limit_s} s")
+            await asyncio.sleep(1.0)
+    return time.time() - started
+
+
+def _pids(ctx: Context, stack: DevStack) -> dict[str, int]:
+    pids = {name: svc.proc.pid for name, svc in stack.services.items() if svc.proc is not None}
+    return {**pids, **ctx.infra_pids}
+
+
+async def _measure(ctx: Context, stack: DevStack, n: int, slots: int) -> list[Result]:
+    pids = _pids(ctx, stack)
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    total = await run_campaigns(stack, contacts=n)
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        stack.mongo_url or ctx.mongo_url, tz_aware=True
+    )
     try:
         sims = client["outbound_simulator"]["sim_calls"].find({}, {"placed_at": 1})
         placed = sorted([utc(d["placed_at"]).timestamp() async for d in sims])
@@ -131,11 +176,23 @@ async def _measure(ctx: Context, stack: DevStack, n: int, slots: int) -> list[Re
         ),
         Result("e2e campaign", "floor: two broker hops p50", percentile(two, 50), "ms"),
         Result("e2e campaign", "floor: two broker hops p99", percentile(two, 99), "ms"),
+        *(
+            Result(
+                "e2e campaign",
+                f"CPU per attempt: {name}",
+                seconds * 1000 / max(len(placed), 1),
+                "ms",
+                note="CPU time over the campaign (load-independent); the services wait on the "
+                "broker and the database for the rest",
+            )
+            for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+        ),
     ]
 
 
 async def run(ctx: Context) -> list[Result]:
     n, slots = (1_000, 100) if ctx.quick else (10_000, 500)
+    n, slots = max(100, round(n * ctx.scale)), max(10, round(slots * ctx.scale))
     stack = DevStack(
         data_dir=Path(ctx.data_dir) / "e2e",
         api_key=f"ob_bench_{secrets.token_urlsafe(12)}",
@@ -152,6 +209,7 @@ async def run(ctx: Context) -> list[Result]:
     )
     await asyncio.to_thread(stack.start)
     try:
-        return await _measure(ctx, stack, n, slots)
+        results = await _measure(ctx, stack, n, slots)
+        return results + memory(stack, "e2e campaign")
     finally:
         await asyncio.to_thread(stack.stop)

@@ -78,6 +78,15 @@ class Receiver:
         return sum(len(v) for v in self.latencies.values())
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 async def _service(ctx: Context, tag: str) -> tuple[asyncio.subprocess.Process, str]:
     port = free_port()
     log = open(Path(ctx.data_dir) / f"bench-webhook-{tag}.log", "ab")  # noqa: ASYNC230 - once
@@ -132,6 +141,7 @@ async def _scenario(
                 r.raise_for_status()
         live = endpoints - (1 if endpoints > 1 else 0)
         await producer.start()
+        cpu0 = _cpu_seconds(proc.pid)
         expected = live * leads * changes
         started = time.time()
         for seq in range(1, changes + 1):
@@ -160,6 +170,7 @@ async def _scenario(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(receiver.done.wait(), timeout=60)
         got = receiver.ok_count()
+        cpu = _cpu_seconds(proc.pid) - cpu0
         elapsed = max(receiver.last_at - started, 1e-9)
         lat = [x for v in receiver.latencies.values() for x in v]
         label = f"{endpoints} endpoint" + ("s, 1 dead" if endpoints > 1 else "")
@@ -167,6 +178,13 @@ async def _scenario(
         out = [
             Result("webhooks", f"deliveries/s ({label})", got / elapsed, "/s", note=note),
             Result("webhooks", f"lead change → receipt p50 ({label})", percentile(lat, 50), "ms"),
+            Result(
+                "webhooks",
+                f"webhook service CPU per delivery ({label})",
+                cpu * 1000 / max(got, 1),
+                "ms",
+                note="CPU time, not wall time: less sensitive to the machine's load",
+            ),
             Result("webhooks", f"lead change → receipt p99 ({label})", percentile(lat, 99), "ms"),
         ]
         if endpoints > 1:

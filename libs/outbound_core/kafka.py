@@ -364,3 +364,124 @@ def handler_table(
 ) -> dict[str, tuple[type[Payload], Handler]]:
     """``handler_table((CampaignCreated, on_created), …)`` keyed by event type."""
     return {model.TYPE: (model, fn) for model, fn in entries}
+
+
+BatchHandler = Callable[[list[tuple[Envelope, Any]]], Awaitable[None]]
+
+
+@dataclass
+class BatchConsumer:
+    """Like :class:`Consumer`, but hands the handler every valid event of one fetch at once
+    (up to ``max_records``), so a service can write what many events cause in one round trip.
+
+    Poison messages are dead-lettered one by one and the rest of the batch goes on; an
+    infrastructure error NACKs the batch (redelivered without limit); a handler that keeps
+    failing on a batch gets its events one at a time, and only the failing ones are
+    dead-lettered."""
+
+    broker: KafkaBroker
+    bus: EventBus
+    settings: ServiceSettings
+    topic: Topic
+    models: Mapping[str, type[Payload]]
+    handler: BatchHandler
+    group_id: str
+    max_records: int = 200
+    _failures: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def register(self) -> None:
+        sub = self.broker.subscriber(
+            self.topic.name,
+            group_id=self.group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.settings.kafka_session_timeout_ms // 5),
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            batch=True,
+            max_records=self.max_records,
+            batch_timeout_ms=self.settings.kafka_fetch_max_wait_ms,
+        )
+        sub(self._on_batch)
+
+    async def _on_batch(self, msg: KafkaMessage) -> None:
+        records: tuple[Any, ...] = tuple(msg.raw_message)
+        if not records:
+            return
+        started = time.perf_counter()
+        items: list[tuple[Envelope, Any]] = []
+        sources: list[Any] = []
+        for rec in records:
+            body: bytes = rec.value or b""
+            try:
+                env = parse_envelope(body)
+                model = self.models.get(env.type)
+                if model is None:
+                    EVENTS_CONSUMED.labels(
+                        self.bus.producer, self.topic.name, env.type, "ignored"
+                    ).inc()
+                    continue
+                try:
+                    payload = model.model_validate(env.data)
+                except ValidationError as exc:
+                    raise PoisonMessage("invalid_payload", _errors(exc)) from exc
+            except PoisonMessage as exc:
+                await self._deadletter(rec, exc.reason, exc.error)
+                continue
+            items.append((env, payload))
+            sources.append(rec)
+        if not items:
+            return
+        first = (records[0].partition, records[0].offset)
+        try:
+            await self.handler(items)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("transient error; batch will be redelivered", error=repr(exc))
+            await asyncio.sleep(1.0)
+            raise
+        except Exception as exc:
+            count = self._failures.get(first, 0) + 1
+            self._failures[first] = count
+            if count < self.settings.handler_max_attempts:
+                log.warning("batch handler failed; will retry", attempts=count, error=repr(exc))
+                await asyncio.sleep(min(2.0, 0.1 * 2**count))
+                raise
+            self._failures.pop(first, None)
+            await self._one_by_one(items, sources)
+        else:
+            self._failures.pop(first, None)
+        for env, _ in items:
+            EVENTS_CONSUMED.labels(self.bus.producer, self.topic.name, env.type, "ok").inc()
+        HANDLER_SECONDS.labels(self.bus.producer, f"batch:{self.topic.name}").observe(
+            time.perf_counter() - started
+        )
+
+    async def _one_by_one(self, items: list[tuple[Envelope, Any]], sources: list[Any]) -> None:
+        for item, rec in zip(items, sources, strict=True):
+            try:
+                await self.handler([item])
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                log.exception("handler keeps failing; dead-lettering", event_id=item[0].id)
+                await self._deadletter(rec, "handler_error", repr(exc))
+
+    async def _deadletter(self, rec: Any, reason: str, error: str) -> None:
+        body: bytes = rec.value or b""
+        key = rec.key
+        org_id, ws_id = _tenancy_hint(body)
+        payload = DeadLettered(
+            source_topic=self.topic.name,
+            partition=rec.partition,
+            offset=rec.offset,
+            key=key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
+            consumer=self.group_id,
+            reason=reason,
+            error=error[:2000],
+            raw=body.decode("utf-8", "replace")[:100_000],
+        )
+        env = self.bus.envelope(payload, org_id=org_id, workspace_id=ws_id)
+        await self.bus.publish(DEADLETTER, env, key=self.topic.name)
+        DEADLETTERS.labels(self.bus.producer, self.topic.name, reason).inc()
+        EVENTS_CONSUMED.labels(self.bus.producer, self.topic.name, "?", "deadlettered").inc()
+        log.warning("message dead-lettered", topic=self.topic.name, reason=reason, error=error)

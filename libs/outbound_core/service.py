@@ -28,6 +28,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from outbound_core.clock import Clock
 from outbound_core.events import Payload
 from outbound_core.kafka import (
+    BatchConsumer,
+    BatchHandler,
     Consumer,
     EventBus,
     Handler,
@@ -151,6 +153,28 @@ class Runtime:
         )
         consumer.register()
         self.consumers.append(consumer)
+        return consumer
+
+    def consume_batch(
+        self,
+        topic: Topic,
+        handler: BatchHandler,
+        *models: type[Payload],
+        max_records: int = 200,
+    ) -> BatchConsumer:
+        """Subscribe this service to ``topic``, handling each fetch's events of ``models`` in
+        one call (see :class:`BatchConsumer`)."""
+        consumer = BatchConsumer(
+            broker=self.broker,
+            bus=self.bus,
+            settings=self.settings,
+            topic=topic,
+            models={m.TYPE: m for m in models},
+            handler=handler,
+            group_id=f"{self.settings.service_name}.{topic.name}",
+            max_records=max_records,
+        )
+        consumer.register()
         return consumer
 
     def every(self, name: str, fn: Callable[[], Awaitable[Any]], interval: float) -> Ticker:

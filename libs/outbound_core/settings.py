@@ -54,9 +54,11 @@ class ServiceSettings(BaseSettings):
         description="Consumer session timeout: how soon a killed consumer's partitions move.",
     )
     kafka_fetch_max_wait_ms: int = Field(
-        20,
+        500,
         validation_alias=_env("KAFKA_FETCH_MAX_WAIT_MS"),
-        description="Longest a fetch waits for data; low values cut end-to-end latency.",
+        description="Longest a fetch waits for data (long polling: a fetch returns as soon as "
+        "data arrives, so this costs no latency; short waits only burn idle CPU in every "
+        "consumer and in the broker).",
     )
     broker_check_seconds: float = Field(
         5.0,

@@ -9,7 +9,7 @@ import structlog
 
 from dialer.campaigns import CampaignProjection
 from dialer.domain import abort_reason, contact_variables, render_template
-from dialer.metrics import CALLS_ABORTED, CALLS_ENDED, CALLS_PLACED
+from dialer.metrics import CALLS_ABORTED, CALLS_ENDED, CALLS_PLACED, DISPATCH_SECONDS
 from dialer.pool import DispatchPool
 from dialer.providers.base import CallResult, DialOrder, ProviderError, VoiceProvider
 from dialer.providers.http import GatewayCallback
@@ -245,6 +245,10 @@ class DialerHandlers:
         started_at = self.clock.now()
         if await self.calls.mark_active(call_id=order.call_id, at=started_at):
             CALLS_PLACED.inc()
+            if causation is not None:  # None: a call resumed after a restart, not a dispatch
+                DISPATCH_SECONDS.observe(
+                    max(0.0, self.clock.real_seconds(started_at - causation.occurred_at))
+                )
         log.info("call placed", call_id=order.call_id, phone=mask_phone(order.to))
         await self.bus.emit(
             CALLS,

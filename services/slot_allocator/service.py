@@ -29,6 +29,7 @@ from outbound_core.ids import new_id
 from outbound_core.kafka import EventBus
 from outbound_core.topics import DISPATCH
 from slot_allocator.domain import Allocator, Lease, QueuedTask, WorkspaceSlots
+from slot_allocator.metrics import DECISION_SECONDS, QUEUE_WAIT_SECONDS
 from slot_allocator.repository import AllocatorRepository, Doc
 
 log = structlog.get_logger(__name__)
@@ -323,9 +324,14 @@ class SlotService:
         for org_id in list(self.owned):
             while org_id in self.owned:
                 now = self.clock.now()
+                started = time.perf_counter()
                 granted = self.alloc.grant(org_id, new_id("lease"), now)
                 if granted is None:
                     break
+                DECISION_SECONDS.observe(time.perf_counter() - started)
+                QUEUE_WAIT_SECONDS.observe(
+                    max(0.0, self.clock.real_seconds(now - granted[0].eligible_at))
+                )
                 await self._send(*granted, now=now)
 
     async def _send(self, item: QueuedTask, lease: Lease, *, now: datetime) -> None:

@@ -33,6 +33,7 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         bus=rt.bus,
         clock=rt.clock,
         tick_batch=settings.tick_batch,
+        tick_concurrency=settings.tick_concurrency,
         recheck=timedelta(hours=settings.recheck_hours),
         stale_after=settings.reconcile_stale_seconds,
         reconcile_batch=settings.reconcile_batch,

@@ -17,6 +17,9 @@ class PlannerSettings(ServiceSettings):
     database: str = "outbound_task_planner"
     tick_seconds: float = Field(0.05, description="Real seconds between due-task checks.")
     tick_batch: int = Field(500, description="Most due tasks handled per tick.")
+    tick_concurrency: int = Field(
+        32, ge=1, description="Due tasks decided concurrently within a tick (writes overlap)."
+    )
     reconcile_seconds: float = Field(
         15.0, description="Real seconds between checks for queued tasks whose event was lost."
     )

@@ -15,14 +15,16 @@ from webhook.settings import WebhookSettings, get_settings
 
 def build_app(settings: WebhookSettings) -> FastAPI:
     rt = Runtime.create(settings)
-    repo = WebhookRepository(rt.db)
+    repo = WebhookRepository(rt.db, subscription_cache_seconds=settings.subscription_cache_seconds)
     sender = Sender(repo=repo, settings=settings, clock=rt.clock)
     ticker = rt.every("webhook-sender", sender.tick, settings.sender_interval_seconds)
     sender.kick = ticker.kick
     handlers = WebhookHandlers(repo=repo, now=rt.clock.now, kick=ticker.kick)
     rt.startup.append(repo.ensure_indexes)
     rt.shutdown.append(sender.close)
-    rt.consume(LEADS, (LeadUpdated, handlers.on_lead_updated))
+    # Lead updates come in bursts (a campaign's every call): consumed a fetch at a time, so
+    # one write stores the deliveries of many events.
+    rt.consume_batch(LEADS, handlers.on_batch, LeadUpdated)
     rt.consume(CAMPAIGNS, (CampaignStatusChanged, handlers.on_campaign_status_changed))
     rt.consume(CALLS, (CallEnded, handlers.on_call_ended))
     rt.consume(DISPOSITIONS, (DispositionRecorded, handlers.on_disposition_recorded))

@@ -65,6 +65,14 @@ def new_delivery(
     }
 
 
+CONVERTERS: dict[str, Callable[[Any], list[WebhookEvent]]] = {
+    LeadUpdated.TYPE: from_lead_updated,
+    CampaignStatusChanged.TYPE: from_campaign_status_changed,
+    CallEnded.TYPE: from_call_ended,
+    DispositionRecorded.TYPE: from_disposition_recorded,
+}
+
+
 class WebhookHandlers:
     def __init__(
         self, *, repo: WebhookRepository, now: Callable[[], datetime], kick: Callable[[], None]
@@ -73,6 +81,16 @@ class WebhookHandlers:
         self.now = now
         self.kick = kick
         self._last_seq = 0
+
+    async def on_batch(self, items: list[tuple[Envelope, Any]]) -> None:
+        """Every event of one fetch: one subscription read per workspace (cached) and one
+        write for all their deliveries, however many events and endpoints."""
+        pairs: list[tuple[Envelope, list[WebhookEvent]]] = []
+        for env, p in items:
+            convert = CONVERTERS.get(env.type)
+            if convert is not None:
+                pairs.append((env, convert(p)))
+        await self.intake_many(pairs)
 
     async def on_lead_updated(self, env: Envelope, p: LeadUpdated) -> None:
         await self.intake(env, from_lead_updated(p))
@@ -94,34 +112,43 @@ class WebhookHandlers:
         return self._last_seq
 
     async def intake(self, env: Envelope, events: list[WebhookEvent]) -> int:
-        subs = await self.repo.enabled_subscriptions(workspace_id=env.workspace_id)
+        return await self.intake_many([(env, events)])
+
+    async def intake_many(self, pairs: list[tuple[Envelope, list[WebhookEvent]]]) -> int:
+        subs_of: dict[str, list[Doc]] = {}
         docs: list[Doc] = []
         now = self.now()
-        for i, event in enumerate(events):
-            for sub in subs:
-                if not matches(sub.get("events", ["*"]), event.type):
-                    continue
-                # The first event of a message keeps the plain (subscription, event) id; a second
-                # webhook event from the same message (call.escalated) adds its type.
-                parts: tuple[Any, ...] = (
-                    (sub["_id"], env.id) if i == 0 else (sub["_id"], env.id, event.type)
+        for env, events in pairs:
+            if env.workspace_id not in subs_of:
+                subs_of[env.workspace_id] = await self.repo.enabled_subscriptions(
+                    workspace_id=env.workspace_id
                 )
-                docs.append(
-                    new_delivery(
-                        sub=sub,
-                        event=event,
-                        event_id=env.id,
-                        timestamp=env.occurred_at,
-                        seq=self.next_seq(),
-                        now=now,
-                        delivery_id=stable_id("dlv", *parts),
+            subs = subs_of[env.workspace_id]
+            for i, event in enumerate(events):
+                for sub in subs:
+                    if not matches(sub.get("events", ["*"]), event.type):
+                        continue
+                    # The first event of a message keeps the plain (subscription, event) id; a
+                    # second webhook event from the same message (call.escalated) adds its type.
+                    parts: tuple[Any, ...] = (
+                        (sub["_id"], env.id) if i == 0 else (sub["_id"], env.id, event.type)
                     )
-                )
-        # One write per event whatever the number of endpoints; a redelivered event's
-        # deliveries already exist and are skipped by their stable ids.
+                    docs.append(
+                        new_delivery(
+                            sub=sub,
+                            event=event,
+                            event_id=env.id,
+                            timestamp=env.occurred_at,
+                            seq=self.next_seq(),
+                            now=now,
+                            delivery_id=stable_id("dlv", *parts),
+                        )
+                    )
+        # One write for the whole batch whatever the number of endpoints; a redelivered
+        # event's deliveries already exist and are skipped by their stable ids.
         created = await self.repo.insert_deliveries(docs=docs) if docs else 0
         if created:
-            log.debug("deliveries created", count=created, event_id=env.id, type=env.type)
+            log.debug("deliveries created", count=created, events=len(pairs))
             self.kick()
         return created
 

@@ -6,20 +6,42 @@ delivery with an optimistic update on it, so two replicas never send the same at
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 Doc = dict[str, Any]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def _changes_subscriptions(fn: F) -> F:
+    """Clear the intake's subscription cache once the change is written."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: WebhookRepository, **kwargs: Any) -> Any:
+        try:
+            return await fn(self, **kwargs)
+        finally:
+            self.forget_subscriptions()
+
+    return cast(F, wrapper)
 
 
 class WebhookRepository:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], *, subscription_cache_seconds: float = 0.0) -> None:
         self.subscriptions = db["subscriptions"]
         self.deliveries = db["deliveries"]
+        # Intake reads a workspace's enabled subscriptions for every event; a short cache saves
+        # that round trip. This process's own changes clear it at once; another replica's
+        # changes are seen after at most ``subscription_cache_seconds``.
+        self._cache_seconds = subscription_cache_seconds
+        self._enabled: dict[str, tuple[float, list[Doc]]] = {}
 
     async def ensure_indexes(self) -> None:
         await self.subscriptions.create_index([("workspace_id", ASCENDING), ("enabled", ASCENDING)])
@@ -40,6 +62,7 @@ class WebhookRepository:
 
     # -- subscriptions ---------------------------------------------------------------------
 
+    @_changes_subscriptions
     async def create_subscription(self, *, doc: Doc) -> None:
         await self.subscriptions.insert_one(doc)
 
@@ -55,6 +78,7 @@ class WebhookRepository:
     async def subscription_by_id(self, *, subscription_id: str) -> Doc | None:
         return await self.subscriptions.find_one({"_id": subscription_id})
 
+    @_changes_subscriptions
     async def update_subscription(
         self, *, workspace_id: str, subscription_id: str, changes: Doc
     ) -> Doc | None:
@@ -64,6 +88,7 @@ class WebhookRepository:
             return_document=ReturnDocument.AFTER,
         )
 
+    @_changes_subscriptions
     async def delete_subscription(self, *, workspace_id: str, subscription_id: str) -> bool:
         res = await self.subscriptions.delete_one(
             {"_id": subscription_id, "workspace_id": workspace_id}
@@ -71,9 +96,19 @@ class WebhookRepository:
         return res.deleted_count == 1
 
     async def enabled_subscriptions(self, *, workspace_id: str) -> list[Doc]:
+        hit = self._enabled.get(workspace_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
         cursor = self.subscriptions.find({"workspace_id": workspace_id, "enabled": True})
-        return [d async for d in cursor]
+        docs = [d async for d in cursor]
+        if self._cache_seconds > 0:
+            self._enabled[workspace_id] = (time.monotonic() + self._cache_seconds, docs)
+        return docs
 
+    def forget_subscriptions(self) -> None:
+        self._enabled.clear()
+
+    @_changes_subscriptions
     async def mark_gone(self, *, subscription_id: str, at: datetime) -> None:
         await self.subscriptions.update_one(
             {"_id": subscription_id},
@@ -91,6 +126,7 @@ class WebhookRepository:
             {"_id": subscription_id}, {"$set": {"failing_since": None}}
         )
 
+    @_changes_subscriptions
     async def disable_failing(self, *, subscription_id: str, at: datetime) -> bool:
         """Disable an endpoint that has failed for too long; True if this call disabled it."""
         res = await self.subscriptions.update_one(
@@ -99,6 +135,7 @@ class WebhookRepository:
         )
         return res.modified_count == 1
 
+    @_changes_subscriptions
     async def rotate_secret(
         self,
         *,
@@ -166,6 +203,112 @@ class WebhookRepository:
             .limit(limit)
         )
         return [d async for d in cursor]
+
+    async def pending_of_keys(self, *, keys: list[tuple[str, str]]) -> list[Doc]:
+        """Every pending delivery of the given (subscription, order key) pairs, small fields
+        only: one read that tells the sender the oldest pending delivery of each key."""
+        if not keys:
+            return []
+        cursor = self.deliveries.find(
+            {
+                "status": "pending",
+                "subscription_id": {"$in": sorted({s for s, _ in keys})},
+                "order_key": {"$in": sorted({k for _, k in keys})},
+            },
+            {
+                "_id": 1,
+                "subscription_id": 1,
+                "order_key": 1,
+                "seq": 1,
+                "next_attempt_at": 1,
+                "version": 1,
+            },
+        )
+        wanted = set(keys)
+        return [d async for d in cursor if (d["subscription_id"], d["order_key"]) in wanted]
+
+    async def subscriptions_by_ids(self, *, ids: list[str]) -> dict[str, Doc]:
+        if not ids:
+            return {}
+        cursor = self.subscriptions.find({"_id": {"$in": sorted(set(ids))}})
+        return {d["_id"]: d async for d in cursor}
+
+    async def claim_many(
+        self, *, items: list[tuple[str, int]], until: datetime, token: str
+    ) -> list[Doc]:
+        """Claim several pending deliveries (id, version) in one write and read back the ones
+        this call won, whole: two round trips whatever their number."""
+        if not items:
+            return []
+        ops = [
+            UpdateOne(
+                {"_id": i, "status": "pending", "version": v},
+                {"$set": {"next_attempt_at": until, "claim": token}, "$inc": {"version": 1}},
+            )
+            for i, v in items
+        ]
+        res = await self.deliveries.bulk_write(ops, ordered=False)
+        if res.modified_count == 0:
+            return []
+        cursor = self.deliveries.find({"_id": {"$in": [i for i, _ in items]}, "claim": token})
+        return [d async for d in cursor]
+
+    async def defer_many(self, *, items: list[tuple[str, int, datetime]]) -> None:
+        if items:
+            await self.deliveries.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": i, "status": "pending", "version": v},
+                        {"$set": {"next_attempt_at": until}, "$inc": {"version": 1}},
+                    )
+                    for i, v, until in items
+                ],
+                ordered=False,
+            )
+
+    async def write(self, *, ops: list[Any]) -> None:
+        """Apply the sender's batched writes (attempt records, wake-ups) in one round trip."""
+        if ops:
+            await self.deliveries.bulk_write(ops, ordered=False)
+
+    @staticmethod
+    def attempt_op(
+        *,
+        delivery_id: str,
+        attempt: Doc,
+        status: str,
+        next_attempt_at: datetime | None,
+        at: datetime,
+    ) -> UpdateOne:
+        return UpdateOne(
+            {"_id": delivery_id},
+            {
+                "$push": {"attempts": attempt},
+                "$set": {
+                    "status": status,
+                    "next_attempt_at": next_attempt_at,
+                    "updated_at": at,
+                    "last_status_code": attempt.get("status_code"),
+                    "last_error": attempt.get("error"),
+                },
+                "$inc": {"version": 1, "attempt_count": 1},
+            },
+        )
+
+    @staticmethod
+    def wake_op(*, subscription_id: str, order_key: str, after_seq: int, now: datetime) -> Any:
+        """Make the deliveries waiting behind a finished one due now (the sender claims only
+        the oldest of them; the others wait again)."""
+        return UpdateMany(
+            {
+                "subscription_id": subscription_id,
+                "order_key": order_key,
+                "status": "pending",
+                "seq": {"$gt": after_seq},
+                "next_attempt_at": {"$gt": now},
+            },
+            {"$set": {"next_attempt_at": now}, "$inc": {"version": 1}},
+        )
 
     async def head_of_key(self, *, subscription_id: str, order_key: str) -> Doc | None:
         """The oldest pending delivery of one (subscription, order key)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -20,14 +21,22 @@ import httpx
 import structlog
 
 from outbound_core.clock import Clock, utc
+from webhook.batching import GroupWriter
 from webhook.domain import outcome_of, parse_retry_after, retry_delay
-from webhook.metrics import DELIVERIES, DELIVERY_SECONDS
+from webhook.metrics import DELIVERIES, DELIVERY_SECONDS, EVENT_TO_DELIVERY_SECONDS
 from webhook.repository import Doc, WebhookRepository
 from webhook.settings import WebhookSettings
 from webhook.signing import signed_headers
 from webhook.urlsafety import UnsafeURL, check_url, pinned_request
 
 log = structlog.get_logger(__name__)
+
+
+class Missing:
+    """Marks an argument that was not given (``None`` means "no such subscription")."""
+
+
+MISSING = Missing()
 
 
 class Sender:
@@ -49,6 +58,7 @@ class Sender:
             headers={"user-agent": "Outbound-Webhooks/1.0"},
         )
         self.kick: Callable[[], None] = lambda: None
+        self.writer = GroupWriter(lambda ops: repo.write(ops=ops))
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._keys: set[tuple[str, str]] = set()
         self._per_sub: Counter[str] = Counter()
@@ -60,45 +70,94 @@ class Sender:
         return now + timedelta(seconds=real * max(1.0, self.clock.speed))
 
     async def tick(self) -> None:
-        """Start sending every due delivery that order and capacity allow."""
+        """Start sending every due delivery that order and capacity allow.
+
+        A handful of round trips per tick whatever the number of deliveries it starts: the
+        due read, one read of the pending deliveries of the keys involved (order), one of
+        their subscriptions, one bulk claim plus its read-back, one bulk defer."""
         free = self.settings.max_concurrency - len(self._tasks)
         if free <= 0:
             return
         cap = self.settings.per_endpoint_concurrency
         now = self.clock.now()
         saturated = [s for s, n in self._per_sub.items() if n >= cap]
-        # Read only a few: on the embedded database every returned document costs, and this
-        # runs again after every finished attempt, so a short read keeps the pipeline moving.
-        limit = min(self.settings.sender_batch_size, free + cap, 64)
+        limit = min(self.settings.sender_batch_size, max(free + cap, 64))
         due = await self.repo.due(now=now, limit=limit, exclude=saturated)
-        # Choose in memory first (one per key, within the caps), reserving the key and the
-        # endpoint's share; then check order and claim the chosen ones concurrently: on the
-        # embedded database each check is a round trip of a few milliseconds.
-        chosen: list[Doc] = []
-        waiting: list[Doc] = []
+        until = self._claim_until(now)
+        defers: list[tuple[str, int, datetime]] = []
+        candidates: dict[tuple[str, str], Doc] = {}
         for d in due:
-            if len(chosen) >= free:
-                break
             key = (d["subscription_id"], d["order_key"])
             if d["_id"] in self._tasks:
                 continue
             if key in self._keys:
                 # Behind a delivery of its key that is being sent: out of the due window until
                 # that one finishes and wakes it, so it never hides other endpoints' deliveries.
-                waiting.append(d)
+                defers.append((d["_id"], d.get("version", 0), until))
                 continue
+            other = candidates.get(key)
+            if other is None or d["seq"] < other["seq"]:
+                if other is not None:
+                    defers.append((other["_id"], other.get("version", 0), until))
+                candidates[key] = d
+            else:
+                defers.append((d["_id"], d.get("version", 0), until))
+        # Order: only the oldest pending delivery of a key may go. One read for all keys.
+        heads: dict[tuple[str, str], Doc] = {}
+        for p in await self.repo.pending_of_keys(keys=list(candidates)):
+            key = (p["subscription_id"], p["order_key"])
+            if key not in heads or p["seq"] < heads[key]["seq"]:
+                heads[key] = p
+        chosen: dict[str, tuple[tuple[str, str], int]] = {}
+        for key, d in candidates.items():
+            if len(chosen) >= free:
+                break
             if self._per_sub[key[0]] >= cap:
                 continue
+            head = heads.get(key)
+            if head is None:
+                continue  # finished meanwhile
+            if head["_id"] != d["_id"]:
+                head_at = head.get("next_attempt_at")
+                if head_at is None or utc(head_at) > now:
+                    # Behind an older delivery that is not due (a retry): wait for it; it
+                    # wakes this one when it finishes.
+                    if head_at is not None:
+                        defers.append((d["_id"], d.get("version", 0), utc(head_at)))
+                    continue
+                if head["_id"] in self._tasks:
+                    continue
+                d = head  # the older one is due too: it goes first (its version is read back)
             self._reserve(key)
-            chosen.append(d)
-        until = self._claim_until(now)
-        await asyncio.gather(
-            *(self._try_start(d, now) for d in chosen),
-            *(
-                self.repo.defer(delivery_id=d["_id"], version=d.get("version", 0), until=until)
-                for d in waiting
-            ),
+            chosen[d["_id"]] = (key, int(head.get("version", 0)))
+        claimed = await self._claim(chosen, until)
+        subs = await self.repo.subscriptions_by_ids(
+            ids=sorted({d["subscription_id"] for d in claimed})
         )
+        for d in claimed:
+            self._tasks[d["_id"]] = asyncio.create_task(
+                self._run(d, subs.get(d["subscription_id"])), name=f"webhook-send-{d['_id']}"
+            )
+        if defers:
+            await self.repo.defer_many(items=defers)
+
+    async def _claim(
+        self, chosen: dict[str, tuple[tuple[str, str], int]], until: datetime
+    ) -> list[Doc]:
+        """Claim the chosen deliveries; release the keys of those another sender won."""
+        token = uuid.uuid4().hex
+        items = [(i, v) for i, (_, v) in chosen.items()]
+        try:
+            claimed = await self.repo.claim_many(items=items, until=until, token=token)
+        except Exception:
+            for key, _ in chosen.values():
+                self._release(key)
+            raise
+        won = {d["_id"] for d in claimed}
+        for i, (key, _) in chosen.items():
+            if i not in won:
+                self._release(key)
+        return claimed
 
     def _reserve(self, key: tuple[str, str]) -> None:
         self._keys.add(key)
@@ -110,48 +169,10 @@ class Sender:
         if self._per_sub[key[0]] <= 0:
             del self._per_sub[key[0]]
 
-    async def _try_start(self, d: Doc, now: datetime) -> None:
+    async def _run(self, d: Doc, sub: Doc | None) -> None:
         key = (d["subscription_id"], d["order_key"])
         try:
-            claimed = await self._claim_head(d, now)
-        except Exception:
-            self._release(key)
-            raise
-        if claimed is None:
-            self._release(key)
-            return
-        self._tasks[claimed["_id"]] = asyncio.create_task(
-            self._run(claimed), name=f"webhook-send-{claimed['_id']}"
-        )
-
-    async def _claim_head(self, d: Doc, now: datetime) -> Doc | None:
-        """Claim the oldest pending delivery of ``d``'s key: ``d`` itself, or the older one it
-        must wait for when that one is due too. A ``d`` behind a not-yet-due delivery is
-        deferred to it; the older one wakes it when it finishes."""
-        head = await self.repo.head_of_key(
-            subscription_id=d["subscription_id"], order_key=d["order_key"]
-        )
-        if head is None:
-            return None
-        if head["_id"] != d["_id"]:
-            head_at = head.get("next_attempt_at")
-            if head_at is None or utc(head_at) > now:
-                if head_at is not None:
-                    await self.repo.defer(
-                        delivery_id=d["_id"], version=d.get("version", 0), until=utc(head_at)
-                    )
-                return None
-            if head["_id"] in self._tasks:
-                return None
-            d = head
-        return await self.repo.claim(
-            delivery_id=d["_id"], version=d.get("version", 0), until=self._claim_until(now)
-        )
-
-    async def _run(self, d: Doc) -> None:
-        key = (d["subscription_id"], d["order_key"])
-        try:
-            await self.attempt(d)
+            await self.attempt(d, sub=sub)
         except Exception:
             log.exception("delivery attempt failed unexpectedly", delivery_id=d["_id"])
         finally:
@@ -170,9 +191,11 @@ class Sender:
             await self.attempt(claimed)
         return await self.repo.get_delivery(delivery_id=d["_id"])
 
-    async def attempt(self, d: Doc) -> None:
-        """One attempt at a claimed delivery, recorded with its outcome."""
-        sub = await self.repo.subscription_by_id(subscription_id=d["subscription_id"])
+    async def attempt(self, d: Doc, *, sub: Doc | Missing | None = MISSING) -> None:
+        """One attempt at a claimed delivery, recorded with its outcome. ``sub`` is the
+        subscription as the tick read it (read here when not given)."""
+        if isinstance(sub, Missing):
+            sub = await self.repo.subscription_by_id(subscription_id=d["subscription_id"])
         if sub is None or (not sub.get("enabled") and d["event_type"] != "ping"):
             # Dead rather than dropped: once the endpoint is enabled again they can be listed
             # and re-sent; nothing vanishes silently.
@@ -185,7 +208,7 @@ class Sender:
                 delivery_id=d["_id"], status="dead", reason=reason, at=self.clock.now()
             )
             DELIVERIES.labels("cancelled").inc()
-            await self._wake_next(d)
+            await self.writer.submit([self._wake_op(d)])
             return
 
         number = int(d.get("attempt_count", 0)) + 1
@@ -200,6 +223,10 @@ class Sender:
         next_at: datetime | None = None
         if outcome == "succeeded":
             status = "succeeded"
+            if d.get("created_at") is not None:
+                EVENT_TO_DELIVERY_SECONDS.observe(
+                    max(0.0, self.clock.real_seconds(now - utc(d["created_at"])))
+                )
             if sub.get("failing_since") is not None:
                 await self.repo.mark_healthy(subscription_id=sub["_id"])
         elif outcome == "gone":
@@ -222,11 +249,19 @@ class Sender:
             next_at = None if delay is None else now + delay
             outcome = "dead" if delay is None else "retry"
         DELIVERIES.labels(outcome).inc()
-        await self.repo.record_attempt(
-            delivery_id=d["_id"], attempt=attempt, status=status, next_attempt_at=next_at, at=now
-        )
+        ops = [
+            self.repo.attempt_op(
+                delivery_id=d["_id"],
+                attempt=attempt,
+                status=status,
+                next_attempt_at=next_at,
+                at=now,
+            )
+        ]
         if status != "pending":
-            await self._wake_next(d)
+            ops.append(self._wake_op(d))
+        # Batched with the other attempts finishing meanwhile (one round trip for all).
+        await self.writer.submit(ops)
 
     async def _note_failure(self, sub: Doc, now: datetime) -> None:
         """Remember since when the endpoint fails; past the limit, disable it."""
@@ -242,9 +277,12 @@ class Sender:
                     failing_since=str(since),
                 )
 
-    async def _wake_next(self, d: Doc) -> None:
-        await self.repo.wake_next(
-            subscription_id=d["subscription_id"], order_key=d["order_key"], now=self.clock.now()
+    def _wake_op(self, d: Doc) -> Any:
+        return self.repo.wake_op(
+            subscription_id=d["subscription_id"],
+            order_key=d["order_key"],
+            after_seq=int(d["seq"]),
+            now=self.clock.now(),
         )
 
     async def _post(self, sub: Doc, d: Doc) -> dict[str, Any]:

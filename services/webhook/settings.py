@@ -28,6 +28,12 @@ class WebhookSettings(ServiceSettings):
     )
     sender_interval_seconds: float = Field(0.05, gt=0, description="Sender poll interval (real).")
     sender_batch_size: int = Field(200, ge=1, description="Due deliveries read per sender tick.")
+    subscription_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Intake caches each workspace's enabled subscriptions this long (real "
+        "seconds); changes made through this replica apply at once, through another within this.",
+    )
     retry_schedule_seconds: list[float] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0],
         description="Delay before each attempt (service clock); its length is the attempt cap.",

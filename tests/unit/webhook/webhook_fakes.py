@@ -13,6 +13,7 @@ class FakeRepo:
     def __init__(self) -> None:
         self.subs: dict[str, Doc] = {}
         self.dels: dict[str, Doc] = {}
+        self.writes: list[int] = []
 
     async def subscription_by_id(self, *, subscription_id: str) -> Doc | None:
         return copy.deepcopy(self.subs.get(subscription_id))
@@ -70,6 +71,57 @@ class FakeRepo:
         ]
         rows.sort(key=lambda d: d["next_attempt_at"])
         return [copy.deepcopy(d) for d in rows[:limit]]
+
+    async def pending_of_keys(self, *, keys: list[tuple[str, str]]) -> list[Doc]:
+        wanted = set(keys)
+        return [
+            copy.deepcopy(d)
+            for d in self.dels.values()
+            if d["status"] == "pending" and (d["subscription_id"], d["order_key"]) in wanted
+        ]
+
+    async def subscriptions_by_ids(self, *, ids: list[str]) -> dict[str, Doc]:
+        return {i: copy.deepcopy(self.subs[i]) for i in ids if i in self.subs}
+
+    async def claim_many(
+        self, *, items: list[tuple[str, int]], until: datetime, token: str
+    ) -> list[Doc]:
+        out = []
+        for i, v in items:
+            got = await self.claim(delivery_id=i, version=v, until=until)
+            if got is not None:
+                out.append(got)
+        return out
+
+    async def defer_many(self, *, items: list[tuple[str, int, datetime]]) -> None:
+        for i, v, until in items:
+            await self.defer(delivery_id=i, version=v, until=until)
+
+    @staticmethod
+    def attempt_op(**kwargs: Any) -> tuple[str, Doc]:
+        return ("attempt", kwargs)
+
+    @staticmethod
+    def wake_op(**kwargs: Any) -> tuple[str, Doc]:
+        return ("wake", kwargs)
+
+    async def write(self, *, ops: list[tuple[str, Doc]]) -> None:
+        self.writes.append(len(ops))
+        for kind, kw in ops:
+            if kind == "attempt":
+                await self.record_attempt(**kw)
+                continue
+            for d in self.dels.values():
+                if (
+                    d["subscription_id"] == kw["subscription_id"]
+                    and d["order_key"] == kw["order_key"]
+                    and d["status"] == "pending"
+                    and d["seq"] > kw["after_seq"]
+                    and d["next_attempt_at"] is not None
+                    and d["next_attempt_at"] > kw["now"]
+                ):
+                    d["next_attempt_at"] = kw["now"]
+                    d["version"] += 1
 
     async def head_of_key(self, *, subscription_id: str, order_key: str) -> Doc | None:
         rows = [
