@@ -7,6 +7,8 @@ import contextlib
 import json
 import random
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -79,6 +81,7 @@ class RunConfig:
     max_slots: int = 10
     graceful_timeout: float = 10.0
     keep_dir: Path | None = None
+    kinds: tuple[str, ...] = KINDS  # the faults injected (a graceful SIGTERM always is)
 
 
 @dataclass
@@ -219,17 +222,29 @@ def _fault_phase(
 ) -> None:
     """Every kind of fault once (in a seeded order), then random ones, until the time is up
     or the campaign is done. One graceful SIGTERM is among them: it must exit 0 in time."""
-    plan = [*rng.sample(KINDS, len(KINDS)), "sigterm"]
+    plan = [*rng.sample(cfg.kinds, len(cfg.kinds)), "sigterm"]
     end = time.monotonic() + cfg.fault_seconds
     while plan or time.monotonic() < end:
         time.sleep(rng.uniform(*cfg.fault_gap))
         if _status(api, cid) == "completed" and not plan:
             break
-        kind = plan.pop(0) if plan else rng.choice(KINDS)
+        kind = plan.pop(0) if plan else rng.choice(cfg.kinds)
         if kind == "sigterm":
             _graceful(stack, rng, cfg, result)
         else:
             inject.inject(kind)
+
+
+def _dump_stacks(pid: int) -> str:
+    """The Python stacks of a process that did not stop (py-spy, a dev dependency)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    try:
+        done = subprocess.run(  # noqa: S603 - our own tool and pid
+            [str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"py-spy failed: {exc}"
+    return done.stdout[-8000:] or done.stderr[-2000:]
 
 
 def _graceful(stack: DevStack, rng: random.Random, cfg: RunConfig, result: RunResult) -> None:
@@ -239,15 +254,20 @@ def _graceful(stack: DevStack, rng: random.Random, cfg: RunConfig, result: RunRe
     if not alive:
         return
     name = rng.choice(alive)
+    proc = stack.services[name].proc
     code, took = terminate(stack, name, cfg.graceful_timeout + 10)
     result.faults["sigterm"] += 1
     if code != 0 or took > cfg.graceful_timeout:
+        evidence = {}
+        if code is None and proc is not None:  # still running: where is it stuck?
+            evidence["stacks"] = _dump_stacks(proc.pid)
         result.breaches.append(
             Breach(
                 "shutdown",
                 name,
                 f"SIGTERM: exit status {code} after {took:.1f}s "
                 f"(grace period {cfg.graceful_timeout}s)",
+                evidence,
             )
         )
     stack.restart_service(name)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -300,6 +301,21 @@ def build_http_app(
     return app
 
 
+async def _serve_until_stopped(server: uvicorn.Server) -> bool:
+    """Run the server; a SIGTERM that arrives while it is still starting ends it at once.
+    Start-up can wait a long time (a consumer group join waits out the session of a member
+    that was killed), and uvicorn only looks at the signal once start-up is complete. Nothing
+    was committed yet, so whatever was consumed is redelivered to the next instance."""
+    serving = asyncio.ensure_future(server.serve())
+    while not serving.done():
+        await asyncio.wait({serving}, timeout=0.2)
+        if server.should_exit and not server.started and not serving.done():
+            log.info("stopped while starting")
+            return True
+    serving.result()
+    return False
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run under uvicorn until SIGTERM/SIGINT."""
     config = uvicorn.Config(
@@ -316,4 +332,14 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     # with the default handler a clean SIGTERM stop would still end as "killed by SIGTERM"
     # (exit 143 in Kubernetes). A no-op handler makes an orderly stop exit with status 0.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    factory = config.get_loop_factory()
+    loop = factory() if factory is not None else asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    stopped_while_starting = loop.run_until_complete(_serve_until_stopped(server))
+    # Stopped in order (consumers stopped, offsets committed, clients closed), or before
+    # anything was committed: exit now, without waiting for tasks a start-up left behind.
+    # A start-up that failed exits non-zero.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if server.started or stopped_while_starting else 3)
