@@ -262,14 +262,19 @@ def prometheus_rules(v: Manifest) -> Manifest:
 ALERTS: list[Manifest] = [
     {
         "alert": "OutboundStalledCampaign",
-        "expr": 'sum(rate(outbound_events_published_total{type="task.queued"}[10m])) > 0 and '
-        "sum(rate(calls_placed_total[10m])) == 0",
+        # Eligible work and free slots in an org, yet no call placed: the allocator or the
+        # dialer is stuck (a working allocator never leaves a slot idle while work is allowed).
+        "expr": "(sum by (org_id) (allocator_grantable_tasks) > 0)"
+        " and on (org_id) "
+        "(sum by (org_id) (allocator_slots_total) - sum by (org_id) (allocator_slots_active) > 0)"
+        " unless on () (sum(rate(calls_placed_total[10m])) > 0)",
         "for": "10m",
         "labels": {"severity": "critical"},
         "annotations": {
-            "summary": "Tasks are queued but no calls are placed",
-            "description": "Eligible work exists but the dialer places no calls: check "
-            "slot-allocator leases, dialer readiness and the provider.",
+            "summary": "Org {{ $labels.org_id }}: eligible work and free slots, but no calls",
+            "description": "Queued tasks their caps allow and idle slots for 10 minutes while "
+            "the dialer placed no call: check the slot-allocator (ownership, pacing), dialer "
+            "readiness and the provider.",
         },
     },
     {

@@ -18,6 +18,7 @@ from outbound_core.events import (
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import ALLOCATOR
 from slot_allocator.domain import Allocator
+from slot_allocator.metrics import install_slot_gauges
 from slot_allocator.partitions import OrgRebalance
 from slot_allocator.repository import AllocatorRepository
 from slot_allocator.service import SlotService
@@ -38,6 +39,7 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
         ),
         instance_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
     )
+    install_slot_gauges(lambda: svc.owned, svc.alloc)
     rebalance = OrgRebalance(svc, ALLOCATOR.name, settings.kafka_partitions)
     svc.partition_of = rebalance.partition_of
     rt.startup.append(svc.rebuild)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from outbound_core.devstack import DevStack
 from tests.conftest import wait_until
 from tests.support.subscriber import Subscriber
 
@@ -186,3 +187,19 @@ def test_bad_http_bodies_get_clear_problems(api: httpx.Client) -> None:
         },
     )
     assert r.status_code == 422 and "past" in r.json()["detail"]
+
+
+def test_every_service_exposes_its_metrics(stack: DevStack) -> None:
+    """/metrics of each service; the slot-allocator's per-org gauges (the stalled-campaign
+    alert's inputs) appear once it owns an org."""
+    for name in stack.services:
+        response = httpx.get(f"{stack.url(name)}/metrics", timeout=10)
+        assert response.status_code == 200 and "python_info" in response.text, name
+
+    def gauges() -> str | None:
+        body = httpx.get(f"{stack.url('slot-allocator')}/metrics", timeout=10).text
+        lines = [line for line in body.splitlines() if line.startswith("allocator_slots_total{")]
+        return body if lines else None
+
+    body = wait_until(gauges, timeout=60, message="allocator gauges")
+    assert "allocator_slots_active{" in body and "allocator_grantable_tasks{" in body
