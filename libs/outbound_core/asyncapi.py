@@ -64,23 +64,6 @@ PRODUCERS = {
 }
 
 
-_SAMPLE_TASK: dict[str, Any] = {
-    "phone": "+919876543210",
-    "from": "+918012345678",
-    "agent": "agt_3kQ9xLm2Vb7Hd1Ra",
-    "start": 1000,
-    "end": 1800,
-    "timezone": "Asia/Kolkata",
-    "startAfter": 1748629800000,
-    "endAfter": 1748716200000,
-    "priorities": [100, 50],
-    "retries": 2,
-    "intervals": [180000],
-    "retryOutcomes": ["voicemail"],
-    "context": {"name": "Tarun"},
-    "campaign": "cmp_7fQ2xY9aB3kL0pWe",
-    "task_ref": "lead-8841",
-}
 _ENVELOPE_EXAMPLE = {
     "id": "evt_Zk2N8c1PqR4sT7uV",
     "version": 1,
@@ -96,12 +79,16 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
             "name": "enveloped",
             "summary": "The task in the common envelope; Kafka key = task_ref.",
             "headers": {"authorization": "Bearer obp_…"},
-            "payload": {**_ENVELOPE_EXAMPLE, "type": "task.submit", "data": _SAMPLE_TASK},
+            "payload": {**_ENVELOPE_EXAMPLE, "type": "task.submit", "data": ev.SAMPLE_TASK},
         },
         {
             "name": "bare",
             "summary": "The bare HTTP body, naming its workspace and carrying its credential.",
-            "payload": {**_SAMPLE_TASK, "workspace_id": "ws_Gg6Hh7Ii8Jj9Kk0L", "api_key": "obp_…"},
+            "payload": {
+                **ev.SAMPLE_TASK,
+                "workspace_id": "ws_Gg6Hh7Ii8Jj9Kk0L",
+                "api_key": "obp_…",
+            },
         },
     ],
     "task.status": [

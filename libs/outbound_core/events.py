@@ -472,6 +472,27 @@ class CampaignDrained(Payload):
 # tasks.submit.v1 / tasks.status.v1 (realtime tasks)
 
 
+# The reference document's sample realtime task (accepted as it is; the examples of the API
+# and of the AsyncAPI document).
+SAMPLE_TASK: dict[str, Any] = {
+    "phone": "+919876543210",
+    "from": "+918012345678",
+    "agent": "agt_3kQ9xLm2Vb7Hd1Ra",
+    "start": 1000,
+    "end": 1800,
+    "timezone": "Asia/Kolkata",
+    "startAfter": 1748629800000,
+    "endAfter": 1748716200000,
+    "priorities": [100, 50],
+    "retries": 2,
+    "intervals": [180000],
+    "retryOutcomes": ["voicemail"],
+    "context": {"name": "Tarun"},
+    "campaign": "cmp_7fQ2xY9aB3kL0pWe",
+    "task_ref": "lead-8841",
+}
+
+
 class TaskSubmit(Payload):
     """A realtime task as a producer submits it (the same body as ``POST /v1/tasks``), inside
     the common envelope. Producers that cannot wrap send the bare body instead, with

@@ -234,6 +234,18 @@ def _errors(exc: ValidationError) -> str:
     )
 
 
+def subscriber_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What every consumer of ours asks of the broker: commit only what was handled, start at
+    the beginning of a new group, and the configured session and fetch timings."""
+    return {
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": max(1000, settings.kafka_session_timeout_ms // 5),
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+    }
+
+
 @dataclass
 class Consumer:
     """Registers one subscriber for ``topic`` dispatching by event type to ``handlers``.
@@ -256,11 +268,7 @@ class Consumer:
         sub = self.broker.subscriber(
             self.topic.name,
             group_id=self.group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=max(1000, self.settings.kafka_session_timeout_ms // 5),
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            **subscriber_options(self.settings),
             **({"listener": self.listener} if self.listener is not None else {}),
         )
         sub(self._on_message)
@@ -393,11 +401,7 @@ class BatchConsumer:
         sub = self.broker.subscriber(
             self.topic.name,
             group_id=self.group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=max(1000, self.settings.kafka_session_timeout_ms // 5),
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            **subscriber_options(self.settings),
             batch=True,
             max_records=self.max_records,
             batch_timeout_ms=self.settings.kafka_fetch_max_wait_ms,

@@ -26,7 +26,7 @@ from campaign_api.realtime import (
 from campaign_api.realtime_repo import Doc, RealtimeRepository
 from campaign_api.realtime_service import RealtimeService, Submitted
 from campaign_api.views import attempt_view, campaign_view, iso
-from outbound_core.events import TasksControlled
+from outbound_core.events import SAMPLE_TASK, TasksControlled
 from outbound_core.ids import new_id
 from outbound_core.outbox import Outgoing
 from outbound_core.phones import InvalidPhone, normalize_e164
@@ -34,23 +34,6 @@ from outbound_core.topics import CAMPAIGNS
 
 router = APIRouter(tags=["realtime"])
 
-SAMPLE_TASK = {
-    "phone": "+919876543210",
-    "from": "+918012345678",
-    "agent": "agt_…",
-    "start": 1000,
-    "end": 1800,
-    "timezone": "Asia/Kolkata",
-    "startAfter": 1748629800000,
-    "endAfter": 1748716200000,
-    "priorities": [100, 50],
-    "retries": 2,
-    "intervals": [180000],
-    "retryOutcomes": ["voicemail"],
-    "context": {"name": "Tarun"},
-    "campaign": "cmp_…",
-    "task_ref": "lead-8841",
-}
 TASK_SCHEMA: dict[str, Any] = {
     "oneOf": [
         {"type": "object", "description": "One task."},
