@@ -45,7 +45,22 @@ def create(api: httpx.Client, contacts: list[dict[str, Any]], **settings: Any) -
     }
     r = api.post("/v1/campaigns", json=body)
     assert r.status_code == 201, r.text
-    return dict(r.json())
+    created = dict(r.json())
+    # The lead list is a projection of the campaign's events: wait until it holds every
+    # contact, so tests that read lead (task) ids see them all.
+    wait_until(
+        lambda: (
+            len(
+                api.get(f"/v1/campaigns/{created['id']}/leads", params={"limit": 1000}).json()[
+                    "data"
+                ]
+            )
+            == created["total_contacts"]
+        ),
+        timeout=60,
+        message="every lead projected",
+    )
+    return created
 
 
 def act(api: httpx.Client, cid: str, action: str) -> httpx.Response:
