@@ -126,6 +126,7 @@ async def test_in_order_per_lead_with_a_failing_head(world: World) -> None:
     world.answers.responses["/a"] = [500]
     for seq in (1, 2, 3):
         await world.lead("tsk_1", seq)
+    await world.drain()  # tsk_1's head is answered 500; seq 2 and 3 wait behind it
     await world.lead("tsk_2", 1)
     await world.lead("tsk_2", 1)  # a redelivered event makes no second delivery
     await world.drain()
