@@ -521,19 +521,8 @@ class TaskSubmit(Payload):
     context: dict[str, Any] | None = Field(None, examples=[{"name": "Tarun"}])
 
 
-TaskState = Literal[
-    "accepted",
-    "rejected",
-    "pending",
-    "queued",
-    "dialing",
-    "waiting_retry",
-    "completed",
-    "not_reachable",
-    "archived",
-    "blocked",
-    "paused",
-]
+# a task's lead states, plus what campaign-api decided on submission
+TaskState = Literal["accepted", "rejected", LeadStatus]
 
 
 class TaskStatusChanged(Payload):
