@@ -112,7 +112,7 @@ def embedded_mongo(port: int, data_dir: Path) -> ManagedProcess:
         argv=[
             sys.executable,
             "-m",
-            "secantus",
+            "outbound_core.embedded_mongo",  # secantus with one planner fix (see the module)
             "--host",
             "127.0.0.1",
             "--port",

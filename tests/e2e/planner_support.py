@@ -12,6 +12,7 @@ from pymongo import MongoClient
 from outbound_core.clock import VirtualClock, utc
 from outbound_core.devstack import DevStack
 from tests.conftest import wait_until
+from tests.support.campaigns import wait_completed
 
 
 def vclock(stack: DevStack) -> VirtualClock:
@@ -72,6 +73,8 @@ def campaign(api: httpx.Client, cid: str) -> dict[str, Any]:
 
 
 def wait_status(api: httpx.Client, cid: str, status: str, timeout: float = 120) -> dict[str, Any]:
+    if status == "completed":  # and every lead projected in its final state
+        return wait_completed(api, cid, timeout=timeout)
     return dict(
         wait_until(
             lambda: (c := campaign(api, cid))["status"] == status and c,

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import wait_until
+from tests.support.campaigns import wait_completed
 
 pytestmark = pytest.mark.e2e
 
@@ -187,11 +188,7 @@ def test_delete_counts_removed_not_found_and_already_called(api: httpx.Client, a
     assert bad.json()["errors"][0]["field"] == "phones[0]"
     # the planner archived the removed task: the running campaign calls only the other one
     assert api.patch(f"/v1/campaigns/{cid}", json={"action": "start"}).status_code == 200
-    done = wait_until(
-        lambda: (c := api.get(f"/v1/campaigns/{cid}").json())["status"] == "completed" and c,
-        message="the campaign to complete",
-        timeout=240,
-    )
+    done = wait_completed(api, cid, timeout=240)
     assert done["calls_made"] == 1
     leads = {d["current_phone"]: d for d in _leads(api, cid)}
     assert (leads["+12125550032"]["status"], leads["+12125550032"]["attempts"]) == ("archived", 0)

@@ -16,9 +16,8 @@ from outbound_core.devstack import DevStack
 from outbound_core.events import DialRequest, TaskDispatched, make_envelope
 from outbound_core.topics import DISPATCH
 from tests.conftest import wait_until
+from tests.support.campaigns import wait_completed
 from tests.support.subscriber import Subscriber
-
-TERMINAL = {"completed", "not_reachable", "archived", "blocked"}
 
 pytestmark = pytest.mark.e2e
 
@@ -50,22 +49,7 @@ def _run(api: httpx.Client, contacts: list[dict[str, Any]], **extra: Any) -> str
 
 
 def _completed(api: httpx.Client, cid: str, timeout: float = 120) -> dict[str, Any]:
-    done: dict[str, Any] = wait_until(
-        lambda: (c := api.get(f"/v1/campaigns/{cid}").json())["status"] == "completed" and c,
-        timeout=timeout,
-        message=f"campaign {cid} completed",
-    )
-    # The lead list is a projection of the planner's lead updates, on another topic than the
-    # campaign status: it may trail the completion by a moment.
-    wait_until(
-        lambda: (
-            len(data := api.get(f"/v1/campaigns/{cid}/leads?limit=100").json()["data"])
-            >= done["total_contacts"]
-            and all(lead["status"] in TERMINAL for lead in data)
-        ),
-        message=f"every lead of {cid} projected in its final state",
-    )
-    return done
+    return wait_completed(api, cid, timeout=timeout)
 
 
 def _leads(api: httpx.Client, cid: str) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ import pytest
 
 from outbound_core.devstack import DevStack
 from tests.conftest import wait_until
+from tests.support.campaigns import wait_completed
 from tests.support.subscriber import Subscriber
 
 pytestmark = pytest.mark.e2e
@@ -73,11 +74,7 @@ def test_three_contact_campaign_end_to_end(api: httpx.Client, subscriber: Subscr
     assert started.status_code == 200, started.text
     assert started.json()["status"] == "running"
 
-    done = wait_until(
-        lambda: (c := api.get(f"/v1/campaigns/{cid}").json())["status"] == "completed" and c,
-        timeout=120,
-        message="campaign completed",
-    )
+    done = wait_completed(api, cid)
     # 1 + 2 + 3 attempts; two conversations reached a person.
     assert done["calls_made"] == 6
     assert done["calls_connected"] == 2
