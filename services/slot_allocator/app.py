@@ -38,6 +38,7 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
             settings.lease_min_real_seconds, 2 * settings.kafka_session_timeout_ms / 1000
         ),
         instance_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+        send_concurrency=settings.send_concurrency,
     )
     install_slot_gauges(lambda: svc.owned, svc.alloc)
     rebalance = OrgRebalance(svc, ALLOCATOR.name, settings.kafka_partitions)

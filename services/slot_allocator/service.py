@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,8 +90,10 @@ class SlotService:
         start_grace: float = 0.0,
         instance_id: str | None = None,
         partition_of: Callable[[str], int] | None = None,
+        send_concurrency: int = 32,
     ) -> None:
         self.repo = repo
+        self.send_concurrency = send_concurrency
         self.bus = bus
         self.clock = clock
         self.alloc = allocator
@@ -313,15 +315,26 @@ class SlotService:
 
     async def on_lease_released(self, env: Envelope, ev: LeaseReleased) -> None:
         await self.ensure_owned(env.org_id)
-        await self.repo.end_lease(lease_id=ev.lease_id, status="released", at=self.clock.now())
-        await self.repo.unfence_lease(org_id=env.org_id, lease_id=ev.lease_id)
+        # The slot is free for the next decision at once; its lease's end is written while that
+        # grant is on its way. If this instance dies before both writes, the release is not
+        # committed and comes again: the writes are idempotent, and a lease still active in
+        # MongoDB only ever makes a successor count one slot too many until then, never less.
         if self.alloc.release(env.org_id, ev.lease_id) is not None:
             self.lease_docs.pop(ev.lease_id, None)
             self.kick()
+        await asyncio.gather(
+            self.repo.end_lease(lease_id=ev.lease_id, status="released", at=self.clock.now()),
+            self.repo.unfence_lease(org_id=env.org_id, lease_id=ev.lease_id),
+        )
 
     # loops -------------------------------------------------------------------------------------
     async def dispatch(self) -> None:
+        """Decide every grant the slots allow, one at a time and in memory (exact order and
+        caps); the grants' writes and TaskDispatched events go out concurrently, up to
+        ``send_concurrency`` at once, so a burst of freed slots does not wait on one round trip
+        after another. A send that fails gives its slot back and re-queues its task."""
         for org_id in list(self.owned):
+            sends: list[Awaitable[None]] = []
             while org_id in self.owned:
                 now = self.clock.now()
                 started = time.perf_counter()
@@ -332,7 +345,11 @@ class SlotService:
                 QUEUE_WAIT_SECONDS.observe(
                     max(0.0, self.clock.real_seconds(now - granted[0].eligible_at))
                 )
-                await self._send(*granted, now=now)
+                sends.append(self._send(*granted, now=now))
+                if len(sends) >= self.send_concurrency:
+                    await _all(sends)
+                    sends = []
+            await _all(sends)
 
     async def _send(self, item: QueuedTask, lease: Lease, *, now: datetime) -> None:
         expires_at = now + self.lease_ttl
@@ -387,8 +404,12 @@ class SlotService:
             return
         self.lease_docs[lease.lease_id] = doc
         heapq.heappush(self.expiries, (real_deadline, expires_at, item.org_id, lease.lease_id))
-        await self.repo.drop_queued(ids=[f"{item.task_id}:{item.attempt}"])
-        await self._publish_dispatch(doc)
+        # The lease is stored: the dispatch can go. The queue entry it replaces is dropped
+        # meanwhile (left behind by a crash, the stored lease marks it as dispatched).
+        await asyncio.gather(
+            self.repo.drop_queued(ids=[f"{item.task_id}:{item.attempt}"]),
+            self._publish_dispatch(doc),
+        )
 
     async def _publish_dispatch(self, doc: Doc) -> None:
         if not doc.get("dial"):
@@ -470,3 +491,12 @@ class SlotService:
             workspace_id=doc["workspace_id"],
             dedupe_parts=(lease_id,),
         )
+
+
+async def _all(sends: list[Awaitable[None]]) -> None:
+    """Run the sends together; every one finishes (and cleans up after itself) before the
+    first failure is raised."""
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r

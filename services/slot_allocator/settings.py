@@ -24,6 +24,12 @@ class AllocatorSettings(ServiceSettings):
         "the simulated clock runs (processing time is real).",
     )
     expiry_check_seconds: float = Field(0.5, description="Real seconds between expiry checks.")
+    send_concurrency: int = Field(
+        32,
+        ge=1,
+        description="Grants whose lease write and TaskDispatched are in flight at once "
+        "(the decisions themselves stay one at a time, in memory).",
+    )
 
 
 @lru_cache
