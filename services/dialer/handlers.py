@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,7 +90,13 @@ class DialerHandlers:
         log_ = log.bind(
             call_id=call_id, task_id=d.task_id, attempt=d.attempt, phone=mask_phone(d.dial.phone)
         )
-        existing = await self.calls.get(call_id=call_id)
+        # Four independent reads, in one round trip's time instead of four.
+        existing, aborted, campaign, suppressed = await asyncio.gather(
+            self.calls.get(call_id=call_id),
+            self.calls.get_abort(lease_id=d.lease_id),
+            self.campaigns.current(d.campaign_id),
+            self.suppressions.is_suppressed(org_id=env.org_id, phone=d.dial.phone),
+        )
         if existing is not None:
             if existing.get("lease_id") != d.lease_id:
                 # This attempt was placed under another lease: never dial it twice, and give
@@ -100,7 +107,7 @@ class DialerHandlers:
                 # Recorded, then the dialer died before the network confirmed it. Judge it
                 # again: meanwhile the window may have closed, the number opted out or the
                 # lease expired (and its slot gone to another call).
-                reason = await self._refusal(env, d, await self.campaigns.current(d.campaign_id))
+                reason = self._refusal(env, d, campaign, suppressed=suppressed)
                 if reason is not None:
                     if await self.calls.abandon(
                         call_id=call_id, reason=reason, at=self.clock.now()
@@ -112,12 +119,10 @@ class DialerHandlers:
                 log_.info("resuming a call recorded but not confirmed dialled")
                 await self._place(existing, causation=env)
             return
-        aborted = await self.calls.get_abort(lease_id=d.lease_id)
         if aborted is not None:
             await self._publish_abort(env, d, aborted["reason"])  # repeat: same event ids
             return
-        campaign = await self.campaigns.current(d.campaign_id)
-        reason = await self._refusal(env, d, campaign)
+        reason = self._refusal(env, d, campaign, suppressed=suppressed)
         if reason is not None or campaign is None:
             reason = reason or "campaign_unknown"
             if await self.calls.record_abort(
@@ -139,10 +144,16 @@ class DialerHandlers:
             return  # a concurrent delivery recorded it first and dials it
         await self._place(doc, causation=env)
 
-    async def _refusal(
-        self, env: Envelope, d: TaskDispatched, campaign: dict[str, Any] | None
+    def _refusal(
+        self,
+        env: Envelope,
+        d: TaskDispatched,
+        campaign: dict[str, Any] | None,
+        *,
+        suppressed: bool,
     ) -> str | None:
-        """Why this dispatch must not be dialled now (the last-moment guard), or None."""
+        """Why this dispatch must not be dialled now (the last-moment guard), or None.
+        ``campaign`` and ``suppressed`` are read when the dispatch is handled."""
         reason = abort_reason(
             campaign=campaign,
             phone=d.dial.phone,
@@ -152,9 +163,7 @@ class DialerHandlers:
             check_window=self.check_window,
             window=d.dial.window,
         )
-        if reason is None and await self.suppressions.is_suppressed(
-            org_id=env.org_id, phone=d.dial.phone
-        ):
+        if reason is None and suppressed:
             reason = "opted_out"  # the org's suppression list: never dialled again
         return reason
 
@@ -243,22 +252,28 @@ class DialerHandlers:
             await self._end(doc, failed, closed_by="provider_error", failure=exc.reason)
             return
         started_at = self.clock.now()
-        if await self.calls.mark_active(call_id=order.call_id, at=started_at):
+        # The call is live: its record and CallStarted go out together (a record left at
+        # "dialing" by a crash in between is resumed with the same call id, and the provider
+        # places one call per id).
+        marked, _ = await asyncio.gather(
+            self.calls.mark_active(call_id=order.call_id, at=started_at),
+            self.bus.emit(
+                CALLS,
+                self._started(doc, started_at),
+                key=order.task_id,
+                org_id=doc["org_id"],
+                workspace_id=doc["workspace_id"],
+                causation=causation,
+                dedupe_parts=(order.call_id,),
+            ),
+        )
+        if marked:
             CALLS_PLACED.inc()
             if causation is not None:  # None: a call resumed after a restart, not a dispatch
                 DISPATCH_SECONDS.observe(
                     max(0.0, self.clock.real_seconds(started_at - causation.occurred_at))
                 )
         log.info("call placed", call_id=order.call_id, phone=mask_phone(order.to))
-        await self.bus.emit(
-            CALLS,
-            self._started(doc, started_at),
-            key=order.task_id,
-            org_id=doc["org_id"],
-            workspace_id=doc["workspace_id"],
-            causation=causation,
-            dedupe_parts=(order.call_id,),
-        )
 
     def _started(self, doc: dict[str, Any], started_at: datetime) -> CallStarted:
         return CallStarted(
