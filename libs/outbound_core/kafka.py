@@ -377,6 +377,46 @@ def handler_table(
 BatchHandler = Callable[[list[tuple[Envelope, Any]]], Awaitable[None]]
 
 
+def by_key_concurrently(
+    handlers: Mapping[str, tuple[type[Payload], Handler]],
+    *,
+    key: Callable[[Any], str],
+    concurrency: int,
+) -> BatchHandler:
+    """A batch handler that applies a fetch's events with ``handlers`` (by event type), the
+    events of one key (e.g. one task) in the order they came, different keys concurrently, up
+    to ``concurrency`` at once.
+
+    A consumer that handles one event at a time waits on each event's round trips in turn; this
+    overlaps them across keys while keeping each key's order. The batch is committed only when
+    every event of it was applied; when one fails, the whole batch comes again (handlers are
+    idempotent under redelivery), and one that keeps failing is dead-lettered alone (see
+    :class:`BatchConsumer`)."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one_key(events: list[tuple[Envelope, Any]]) -> None:
+        async with limit:
+            for env, payload in events:
+                _model, handler = handlers[env.type]
+                with structlog.contextvars.bound_contextvars(
+                    correlation_id=env.correlation_id, event_id=env.id, event_type=env.type
+                ):
+                    await handler(env, payload)
+
+    async def handle(items: list[tuple[Envelope, Any]]) -> None:
+        groups: dict[str, list[tuple[Envelope, Any]]] = {}
+        for env, payload in items:
+            groups.setdefault(key(payload), []).append((env, payload))
+        results = await asyncio.gather(
+            *(one_key(events) for events in groups.values()), return_exceptions=True
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    return handle
+
+
 @dataclass
 class BatchConsumer:
     """Like :class:`Consumer`, but hands the handler every valid event of one fetch at once

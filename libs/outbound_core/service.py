@@ -36,7 +36,9 @@ from outbound_core.kafka import (
     Handler,
     broker_epoch,
     build_broker,
+    by_key_concurrently,
     ensure_topics,
+    handler_table,
     repair_after_broker_loss,
 )
 from outbound_core.logging import configure_logging
@@ -177,6 +179,25 @@ class Runtime:
         )
         consumer.register()
         return consumer
+
+    def consume_by_key(
+        self,
+        topic: Topic,
+        *handlers: tuple[type[Payload], Handler],
+        key: Callable[[Any], str],
+        concurrency: int,
+        max_records: int = 200,
+    ) -> BatchConsumer:
+        """Like :meth:`consume`, but the events of each fetch are applied concurrently across
+        keys and in order within one (``key`` of the payload, e.g. its task id): for a handler
+        that waits on round trips and whose events of different keys are independent."""
+        table = handler_table(*handlers)
+        return self.consume_batch(
+            topic,
+            by_key_concurrently(table, key=key, concurrency=concurrency),
+            *(model for model, _ in handlers),
+            max_records=max_records,
+        )
 
     def every(self, name: str, fn: Callable[[], Awaitable[Any]], interval: float) -> Ticker:
         ticker = Ticker(name, fn, interval)

@@ -97,6 +97,14 @@ class ServiceSettings(BaseSettings):
     http_host: str = Field("127.0.0.1", validation_alias=_env("OUTBOUND_HTTP_HOST"))
     http_port: int = 8080
     database: str = "outbound"
+    consume_concurrency: int = Field(
+        32,
+        validation_alias=_env("OUTBOUND_CONSUME_CONCURRENCY"),
+        ge=1,
+        description="Keys (tasks) whose events a per-key consumer applies at once; the events "
+        "of one key stay in order (the planner's dispatches and dispositions, the disposition "
+        "service's call ends).",
+    )
     handler_max_attempts: int = Field(
         5,
         validation_alias=_env("OUTBOUND_HANDLER_MAX_ATTEMPTS"),

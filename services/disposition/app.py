@@ -17,11 +17,21 @@ def build_app(settings: DispositionSettings) -> FastAPI:
     handlers = DispositionHandlers(repo=repo, bus=rt.bus, settings=settings)
     rt.startup.append(repo.ensure_indexes)
     rt.after_broker_loss.append(handlers.republish)
-    rt.consume(CALLS, (CallEnded, handlers.on_call_ended))
+    # Per task in order, tasks concurrently: each call end waits on several round trips.
+    rt.consume_by_key(
+        CALLS,
+        (CallEnded, handlers.on_call_ended),
+        key=_task_id,
+        concurrency=settings.consume_concurrency,
+    )
     rt.consume(DISPATCH, (LeaseExpired, handlers.on_lease_expired))  # calls that never ended
     app = build_http_app(rt, api.router, api.labels_router, title="Outbound disposition")
     app.state.repo = repo
     return app
+
+
+def _task_id(payload: CallEnded) -> str:
+    return payload.task_id
 
 
 def main() -> None:

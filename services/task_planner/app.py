@@ -50,18 +50,32 @@ def build_app(settings: PlannerSettings) -> FastAPI:
         (CampaignUpdated, planner.on_campaign_updated),
         (TasksControlled, control.on_tasks_controlled),
     )
-    rt.consume(
-        DISPATCH, (TaskDispatched, planner.on_dispatched), (LeaseExpired, planner.on_lease_expired)
+    # Per task in order, tasks concurrently: each event waits on a read, a write and a publish.
+    rt.consume_by_key(
+        DISPATCH,
+        (TaskDispatched, planner.on_dispatched),
+        (LeaseExpired, planner.on_lease_expired),
+        key=_task_id,
+        concurrency=settings.consume_concurrency,
     )
     suppressions = SuppressionHandlers(planner)
     rt.startup.append(suppressions.ensure_indexes)
     rt.consume(SUPPRESSIONS, (SuppressionAdded, suppressions.on_suppression_added))
     rt.consume(CALLS, (CallAborted, suppressions.on_call_aborted))
-    rt.consume(DISPOSITIONS, (DispositionRecorded, planner.on_disposition))
+    rt.consume_by_key(
+        DISPOSITIONS,
+        (DispositionRecorded, planner.on_disposition),
+        key=_task_id,
+        concurrency=settings.consume_concurrency,
+    )
     ticker = rt.every("due-tasks", planner.tick, settings.tick_seconds)
     planner.kick = ticker.kick
     rt.every("reconcile-queued", planner.reconcile, settings.reconcile_seconds)
     return build_http_app(rt, title="Outbound task-planner")
+
+
+def _task_id(payload: TaskDispatched | LeaseExpired | DispositionRecorded) -> str:
+    return payload.task_id
 
 
 def main() -> None:
