@@ -435,6 +435,8 @@ class BatchConsumer:
     handler: BatchHandler
     group_id: str
     max_records: int = 200
+    listener: Any = None  # an aiokafka ConsumerRebalanceListener, for services that own state
+    subscriber: Any = None
     _failures: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def register(self) -> None:
@@ -445,8 +447,10 @@ class BatchConsumer:
             batch=True,
             max_records=self.max_records,
             batch_timeout_ms=self.settings.kafka_fetch_max_wait_ms,
+            **({"listener": self.listener} if self.listener is not None else {}),
         )
         sub(self._on_batch)
+        self.subscriber = sub
 
     async def _on_batch(self, msg: KafkaMessage) -> None:
         records: tuple[Any, ...] = tuple(msg.raw_message)

@@ -164,9 +164,10 @@ class Runtime:
         handler: BatchHandler,
         *models: type[Payload],
         max_records: int = 200,
+        listener: Any = None,
     ) -> BatchConsumer:
         """Subscribe this service to ``topic``, handling each fetch's events of ``models`` in
-        one call (see :class:`BatchConsumer`)."""
+        one call (see :class:`BatchConsumer`); ``listener`` as for :meth:`consume`."""
         consumer = BatchConsumer(
             broker=self.broker,
             bus=self.bus,
@@ -176,6 +177,7 @@ class Runtime:
             handler=handler,
             group_id=f"{self.settings.service_name}.{topic.name}",
             max_records=max_records,
+            listener=listener,
         )
         consumer.register()
         return consumer

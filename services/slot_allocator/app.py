@@ -7,14 +7,6 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from outbound_core.events import (
-    CampaignStatusChanged,
-    CampaignWithdrawn,
-    LeaseReleased,
-    SlotsConfigured,
-    TaskQueued,
-    TaskWithdrawn,
-)
 from outbound_core.service import Runtime, build_http_app, serve
 from outbound_core.topics import ALLOCATOR
 from slot_allocator.domain import Allocator
@@ -45,14 +37,11 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
     svc.partition_of = rebalance.partition_of
     rt.startup.append(svc.rebuild)
     rt.after_broker_loss.append(svc.republish)
-    rebalance.consumer = rt.consume(
+    # A fetch at a time: a run of TaskQueued is stored in bulk, everything else in its place.
+    rebalance.consumer = rt.consume_batch(
         ALLOCATOR,
-        (TaskQueued, svc.on_task_queued),
-        (TaskWithdrawn, svc.on_task_withdrawn),
-        (CampaignWithdrawn, svc.on_campaign_withdrawn),
-        (CampaignStatusChanged, svc.on_campaign_status),
-        (LeaseReleased, svc.on_lease_released),
-        (SlotsConfigured, svc.on_slots_configured),
+        svc.on_batch,
+        *svc.handlers,
         listener=rebalance,
     )
     dispatcher = rt.every("dispatch", svc.dispatch, 0.05)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReplaceOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -77,14 +77,18 @@ class AllocatorRepository:
         return ids
 
     # queue ---------------------------------------------------------------------------------------
-    async def was_dispatched(self, *, task_id: str, attempt: int) -> bool:
-        return (
-            await self.leases.find_one({"task_id": task_id, "attempt": attempt}, {"_id": 1})
-            is not None
-        )
+    async def dispatched_of(self, *, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these (task, attempt) pairs already have a lease."""
+        tasks = sorted({task for task, _ in keys})
+        found = self.leases.find({"task_id": {"$in": tasks}}, {"task_id": 1, "attempt": 1})
+        leased = {(d["task_id"], d["attempt"]) async for d in found}
+        return leased & set(keys)
 
-    async def save_queued(self, *, doc: Doc) -> None:
-        await self.queue.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    async def save_queued_many(self, *, docs: list[Doc]) -> None:
+        if docs:
+            await self.queue.bulk_write(
+                [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False
+            )
 
     async def drop_queued(self, *, ids: list[str]) -> None:
         if ids:

@@ -17,6 +17,7 @@ from outbound_core.events import (
     LeaseReleased,
     SlotsConfigured,
     TaskQueued,
+    TaskWithdrawn,
     WorkspaceSlotsConfig,
     make_envelope,
 )
@@ -104,8 +105,12 @@ class FakeRepo:
             d["task_id"] == task_id and d["attempt"] == attempt for d in self.leases.values()
         )
 
-    async def save_queued(self, *, doc: dict[str, Any]) -> None:
-        self.queue[doc["_id"]] = doc
+    async def dispatched_of(self, *, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        return {(d["task_id"], d["attempt"]) for d in self.leases.values()} & set(keys)
+
+    async def save_queued_many(self, *, docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            self.queue[doc["_id"]] = doc
 
     async def drop_queued(self, *, ids: list[str]) -> None:
         for i in ids:
@@ -419,5 +424,31 @@ def test_a_paused_campaign_is_held_until_it_runs_again() -> None:
         await again.on_campaign_status(env, paused)  # the old pause, redelivered: ignored
         await _queue(again, "t1")
         assert again.alloc.org(ORG).queued == 1
+
+    asyncio.run(run())
+
+
+def test_a_fetch_stores_a_run_of_queued_tasks_at_once_and_keeps_every_event_in_its_place() -> None:
+    async def run() -> None:
+        svc, repo = _service(slots=1)
+        await _queue(svc, "t1")
+        await svc.dispatch()
+        lease = _sent(svc, "TaskDispatched")[0].lease_id
+        items: list[tuple[Envelope, Any]] = []
+        for ev in (
+            _queued("t1"),  # redelivered: dispatched already, never queued again
+            _queued("t2"),
+            _queued("t2"),  # twice in one fetch: once
+            LeaseReleased(lease_id=lease, task_id="t1", attempt=1),
+            _queued("t3"),
+            TaskWithdrawn(task_id="t3", campaign_id="cmp_1", attempt=1, reason="archived"),
+        ):
+            items.append((_env(ev), ev))
+        await svc.on_batch(items)
+        assert sorted(repo.queue) == ["t2:1"]
+        assert _active(svc) == 0  # the release applied
+        assert svc.alloc.org(ORG).queued == 1
+        await svc.dispatch()
+        assert [d.task_id for d in _sent(svc, "TaskDispatched")] == ["t1", "t2"]
 
     asyncio.run(run())
