@@ -93,14 +93,64 @@ def _pids(ctx: Context, stack: DevStack) -> dict[str, int]:
     return {**pids, **ctx.infra_pids}
 
 
+async def top(client: AsyncMongoClient[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """The database server's (count, microseconds) of operations per namespace so far."""
+    totals = (await client.admin.command("top"))["totals"]
+    return {
+        ns: (int(v["total"]["count"]), int(v["total"]["time"]))
+        for ns, v in totals.items()
+        if ns != "note" and isinstance(v, dict)
+    }
+
+
+def database_work(
+    bench: str, before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], per: int
+) -> list[Result]:
+    """Operations and server time per attempt, by service (database) and by busiest
+    collection: where the embedded document server's CPU goes."""
+    by_db: dict[str, list[int]] = {}
+    by_ns: dict[str, list[int]] = {}
+    for ns, (count, us) in after.items():
+        c0, t0 = before.get(ns, (0, 0))
+        if count - c0 <= 0:
+            continue
+        db = ns.split(".", 1)[0].removeprefix("outbound_")
+        for table, key in ((by_db, db), (by_ns, ns.removeprefix("outbound_"))):
+            acc = table.setdefault(key, [0, 0])
+            acc[0] += count - c0
+            acc[1] += us - t0
+    per = max(per, 1)
+    note = "counted by the server (`top`), over the whole run"
+    results = [
+        Result(
+            bench,
+            "database operations per attempt (all services)",
+            sum(c for c, _ in by_db.values()) / per,
+            "ops",
+            note=note,
+        ),
+        *(
+            Result(bench, f"database operations per attempt: {db}", c / per, "ops", note=note)
+            for db, (c, _) in sorted(by_db.items(), key=lambda kv: -kv[1][0])
+        ),
+        *(
+            Result(bench, f"database time per attempt: {ns}", us / 1000 / per, "ms", note=note)
+            for ns, (_, us) in sorted(by_ns.items(), key=lambda kv: -kv[1][1])[:8]
+        ),
+    ]
+    return results
+
+
 async def _measure(ctx: Context, stack: DevStack, n: int, slots: int) -> list[Result]:
     pids = _pids(ctx, stack)
-    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    total = await run_campaigns(stack, contacts=n)
-    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         stack.mongo_url or ctx.mongo_url, tz_aware=True
     )
+    top0 = await top(client)
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    total = await run_campaigns(stack, contacts=n)
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    top1 = await top(client)
     try:
         sims = client["outbound_simulator"]["sim_calls"].find({}, {"placed_at": 1})
         placed = sorted([utc(d["placed_at"]).timestamp() async for d in sims])
@@ -187,6 +237,7 @@ async def _measure(ctx: Context, stack: DevStack, n: int, slots: int) -> list[Re
             )
             for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
         ),
+        *database_work("e2e campaign", top0, top1, len(placed)),
     ]
 
 
