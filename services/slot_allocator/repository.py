@@ -78,10 +78,11 @@ class AllocatorRepository:
 
     # queue ---------------------------------------------------------------------------------------
     async def was_dispatched(self, *, task_id: str, attempt: int) -> bool:
-        return (
-            await self.leases.find_one({"task_id": task_id, "attempt": attempt}, {"_id": 1})
-            is not None
-        )
+        return await self.lease_of(task_id=task_id, attempt=attempt) is not None
+
+    async def lease_of(self, *, task_id: str, attempt: int) -> Doc | None:
+        """The lease granted for this attempt (active or ended), if any: one per attempt."""
+        return await self.leases.find_one({"task_id": task_id, "attempt": attempt})
 
     async def save_queued(self, *, doc: Doc) -> None:
         await self.queue.replace_one({"_id": doc["_id"]}, doc, upsert=True)
@@ -120,6 +121,9 @@ class AllocatorRepository:
 
     async def expired_leases(self) -> list[Doc]:
         return [d async for d in self.leases.find({"status": "expired"})]
+
+    async def all_active_leases(self) -> list[Doc]:
+        return [d async for d in self.leases.find({"status": "active"})]
 
     async def active_leases(self, *, org_id: str) -> list[Doc]:
         return [d async for d in self.leases.find({"org_id": org_id, "status": "active"})]
