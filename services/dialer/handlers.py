@@ -299,18 +299,10 @@ class DialerHandlers:
         async for ab in self.calls.iter_aborts():
             if ab.get("org_id") is None:
                 continue  # recorded before aborts kept their tenancy
-            env = self.bus.envelope(
-                CallAborted(
-                    task_id=ab["task_id"],
-                    campaign_id=ab["campaign_id"],
-                    attempt=ab["attempt"],
-                    reason=ab["reason"],
-                ),
+            await self._publish_abort_of(
                 org_id=ab["org_id"],
                 workspace_id=ab["workspace_id"],
-            )
-            await self._publish_abort_of(
-                env,
+                causation=None,
                 lease_id=ab["_id"],
                 task_id=ab["task_id"],
                 campaign_id=ab["campaign_id"],
@@ -358,7 +350,9 @@ class DialerHandlers:
 
     async def _publish_abort(self, env: Envelope, d: TaskDispatched, reason: str) -> None:
         await self._publish_abort_of(
-            env,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
             lease_id=d.lease_id,
             task_id=d.task_id,
             campaign_id=d.campaign_id,
@@ -368,8 +362,10 @@ class DialerHandlers:
 
     async def _publish_abort_of(
         self,
-        env: Envelope,
         *,
+        org_id: str,
+        workspace_id: str,
+        causation: Envelope | None,
         lease_id: str,
         task_id: str,
         campaign_id: str,
@@ -382,30 +378,50 @@ class DialerHandlers:
             CALLS,
             CallAborted(task_id=task_id, campaign_id=campaign_id, attempt=attempt, reason=reason),
             key=task_id,
-            org_id=env.org_id,
-            workspace_id=env.workspace_id,
-            causation=env,
+            org_id=org_id,
+            workspace_id=workspace_id,
+            causation=causation,
             dedupe_parts=(lease_id,),
         )
         await self._release_lease(
-            env, lease_id=lease_id, task_id=task_id, attempt=attempt, call_id=None
+            org_id=org_id,
+            workspace_id=workspace_id,
+            causation=causation,
+            lease_id=lease_id,
+            task_id=task_id,
+            attempt=attempt,
+            call_id=None,
         )
 
     async def _release(self, env: Envelope, d: TaskDispatched, *, call_id: str | None) -> None:
         await self._release_lease(
-            env, lease_id=d.lease_id, task_id=d.task_id, attempt=d.attempt, call_id=call_id
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
+            lease_id=d.lease_id,
+            task_id=d.task_id,
+            attempt=d.attempt,
+            call_id=call_id,
         )
 
     async def _release_lease(
-        self, env: Envelope, *, lease_id: str, task_id: str, attempt: int, call_id: str | None
+        self,
+        *,
+        org_id: str,
+        workspace_id: str,
+        causation: Envelope | None,
+        lease_id: str,
+        task_id: str,
+        attempt: int,
+        call_id: str | None,
     ) -> None:
         await self.bus.emit(
             ALLOCATOR,
             LeaseReleased(lease_id=lease_id, task_id=task_id, attempt=attempt, call_id=call_id),
-            key=env.org_id,
-            org_id=env.org_id,
-            workspace_id=env.workspace_id,
-            causation=env,
+            key=org_id,
+            org_id=org_id,
+            workspace_id=workspace_id,
+            causation=causation,
             dedupe_parts=(lease_id,),
         )
 
