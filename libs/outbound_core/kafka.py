@@ -163,13 +163,14 @@ class EventBus:
         causation: Envelope | None = None,
         dedupe_parts: tuple[object, ...] | None = None,
         correlation_id: str | None = None,
+        occurred_at: Any = None,
     ) -> Envelope:
         return make_envelope(
             payload,
             producer=self.producer,
             org_id=org_id,
             workspace_id=workspace_id,
-            occurred_at=self.now(),
+            occurred_at=occurred_at if occurred_at is not None else self.now(),
             causation=causation,
             dedupe_parts=dedupe_parts,
             correlation_id=correlation_id,
@@ -194,13 +195,16 @@ class EventBus:
         workspace_id: str,
         causation: Envelope | None = None,
         dedupe_parts: tuple[object, ...] | None = None,
+        occurred_at: Any = None,
     ) -> Envelope:
+        """Publish ``payload``; ``occurred_at`` (default now) for an event told again."""
         env = self.envelope(
             payload,
             org_id=org_id,
             workspace_id=workspace_id,
             causation=causation,
             dedupe_parts=dedupe_parts,
+            occurred_at=occurred_at,
         )
         await self.publish(topic, env, key=key)
         return env

@@ -117,6 +117,7 @@ class Runtime:
     # (stable event ids, so consumers that had it already ignore it).
     after_broker_loss: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _epoch: str | None = None
+    _republish_pending: bool = False
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> Runtime:
@@ -254,8 +255,14 @@ class Runtime:
         was = self._epoch
         self._epoch = await repair_after_broker_loss(self.settings, self.broker, was)
         if was is not None and self._epoch != was:
+            self._republish_pending = True
+        if self._republish_pending:
+            # Until every hook ran to the end: a re-publish cut short (the new broker still
+            # refusing produce requests, the database restarting) is run again on the next
+            # check, or what it had not re-sent would be lost for good.
             for hook in self.after_broker_loss:
                 await hook()
+            self._republish_pending = False
             log.info("state re-published after the broker loss", hooks=len(self.after_broker_loss))
 
     async def _stop_gracefully(self) -> None:

@@ -118,6 +118,11 @@ class DialerHandlers:
                     return
                 log_.info("resuming a call recorded but not confirmed dialled")
                 await self._place(existing, causation=env)
+            else:
+                # Dispatched again (the allocator's answer to a planner that still waits for
+                # this attempt: the broker lost what followed): tell its outcome again, same
+                # event ids, so whoever had it ignores it.
+                await self._repeat_outcome(env, d, existing)
             return
         if aborted is not None:
             await self._publish_abort(env, d, aborted["reason"])  # repeat: same event ids
@@ -133,6 +138,8 @@ class DialerHandlers:
                     "campaign_id": d.campaign_id,
                     "reason": reason,
                     "at": self.clock.now(),
+                    "org_id": env.org_id,
+                    "workspace_id": env.workspace_id,
                 },
             ):
                 CALLS_ABORTED.labels(reason).inc()
@@ -287,9 +294,11 @@ class DialerHandlers:
         )
 
     async def republish(self) -> None:
-        """The broker lost everything: every call's start and end again (same event ids, so
-        whoever had them ignores them), so counters, dispositions and tasks catch up."""
-        count = 0
+        """The broker lost everything: every call's start and end again, and every aborted
+        dispatch's abort and release (same event ids, so whoever had them ignores them), so
+        counters, dispositions, leases and tasks catch up. A task whose abort was lost would
+        wait for ever: its lease was released, so no expiry resolves it."""
+        count = aborts = 0
         async for doc in self.calls.iter_all():
             if doc.get("dialed_at") is not None:
                 await self.bus.emit(
@@ -300,51 +309,135 @@ class DialerHandlers:
                     workspace_id=doc["workspace_id"],
                     dedupe_parts=(doc["_id"],),
                 )
-            ended = doc.get("status") == "ended" and doc.get("result_status")
-            if ended and doc.get("closed_by") in ("provider", "provider_error"):
-                now = self.clock.now()
-                result = CallResult(
-                    call_id=doc["_id"],
-                    status=doc["result_status"],
-                    outcome=doc.get("outcome"),
-                    turns=doc.get("turns") or 0,
-                    duration_seconds=doc.get("duration_seconds") or 0.0,
-                    started_at=utc(doc.get("started_at") or now),
-                    ended_at=utc(doc.get("ended_at") or now),
-                    transcript=doc.get("transcript") or [],
-                    cost=doc.get("cost") or 0.0,
-                    callback_at=utc(doc["callback_at"]) if doc.get("callback_at") else None,
-                    recording_url=doc.get("recording_url"),
-                )
-                await self._publish_end(doc, result)
+            await self._republish_end(doc)
             count += 1
-        log.info("dialer state re-published", calls=count)
+        async for ab in self.calls.iter_aborts():
+            if ab.get("org_id") is None:
+                continue  # recorded before aborts kept their tenancy
+            await self._publish_abort_of(
+                org_id=ab["org_id"],
+                workspace_id=ab["workspace_id"],
+                causation=None,
+                lease_id=ab["_id"],
+                task_id=ab["task_id"],
+                campaign_id=ab["campaign_id"],
+                attempt=ab["attempt"],
+                reason=ab["reason"],
+            )
+            aborts += 1
+        log.info("dialer state re-published", calls=count, aborts=aborts)
+
+    async def _republish_end(self, doc: dict[str, Any]) -> bool:
+        """CallEnded and LeaseReleased again for a call the provider (or its error) ended."""
+        ended = doc.get("status") == "ended" and doc.get("result_status")
+        if not ended or doc.get("closed_by") not in ("provider", "provider_error"):
+            return False
+        now = self.clock.now()
+        result = CallResult(
+            call_id=doc["_id"],
+            status=doc["result_status"],
+            outcome=doc.get("outcome"),
+            turns=doc.get("turns") or 0,
+            duration_seconds=doc.get("duration_seconds") or 0.0,
+            started_at=utc(doc.get("started_at") or now),
+            ended_at=utc(doc.get("ended_at") or now),
+            transcript=doc.get("transcript") or [],
+            cost=doc.get("cost") or 0.0,
+            callback_at=utc(doc["callback_at"]) if doc.get("callback_at") else None,
+            recording_url=doc.get("recording_url"),
+        )
+        await self._publish_end(doc, result)
+        return True
+
+    async def _repeat_outcome(
+        self, env: Envelope, d: TaskDispatched, existing: dict[str, Any]
+    ) -> None:
+        """A dispatch of a call already recorded under this lease: repeat how it ended (a call
+        still in progress reports its end when it comes; one closed by its lease's expiry is
+        the allocator's to tell)."""
+        if existing.get("status") != "ended":
+            return
+        if existing.get("closed_by") == "aborted":
+            await self._publish_abort(env, d, existing.get("failure") or "aborted")
+            return
+        if await self._republish_end(existing):
+            log.info("call outcome re-published for a repeated dispatch", call_id=existing["_id"])
 
     async def _publish_abort(self, env: Envelope, d: TaskDispatched, reason: str) -> None:
+        await self._publish_abort_of(
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
+            causation=env,
+            lease_id=d.lease_id,
+            task_id=d.task_id,
+            campaign_id=d.campaign_id,
+            attempt=d.attempt,
+            reason=reason,
+        )
+
+    async def _publish_abort_of(
+        self,
+        *,
+        org_id: str,
+        workspace_id: str,
+        causation: Envelope | None,
+        lease_id: str,
+        task_id: str,
+        campaign_id: str,
+        attempt: int,
+        reason: str,
+    ) -> None:
+        """CallAborted to the planner, then the lease back to the allocator; both keyed by
+        the lease (one abort per lease, however often it is told)."""
         await self.bus.emit(
             CALLS,
-            CallAborted(
-                task_id=d.task_id, campaign_id=d.campaign_id, attempt=d.attempt, reason=reason
-            ),
-            key=d.task_id,
-            org_id=env.org_id,
-            workspace_id=env.workspace_id,
-            causation=env,
-            dedupe_parts=(d.lease_id,),
+            CallAborted(task_id=task_id, campaign_id=campaign_id, attempt=attempt, reason=reason),
+            key=task_id,
+            org_id=org_id,
+            workspace_id=workspace_id,
+            causation=causation,
+            dedupe_parts=(lease_id,),
         )
-        await self._release(env, d, call_id=None)
+        await self._release_lease(
+            org_id=org_id,
+            workspace_id=workspace_id,
+            causation=causation,
+            lease_id=lease_id,
+            task_id=task_id,
+            attempt=attempt,
+            call_id=None,
+        )
 
     async def _release(self, env: Envelope, d: TaskDispatched, *, call_id: str | None) -> None:
-        await self.bus.emit(
-            ALLOCATOR,
-            LeaseReleased(
-                lease_id=d.lease_id, task_id=d.task_id, attempt=d.attempt, call_id=call_id
-            ),
-            key=env.org_id,
+        await self._release_lease(
             org_id=env.org_id,
             workspace_id=env.workspace_id,
             causation=env,
-            dedupe_parts=(d.lease_id,),
+            lease_id=d.lease_id,
+            task_id=d.task_id,
+            attempt=d.attempt,
+            call_id=call_id,
+        )
+
+    async def _release_lease(
+        self,
+        *,
+        org_id: str,
+        workspace_id: str,
+        causation: Envelope | None,
+        lease_id: str,
+        task_id: str,
+        attempt: int,
+        call_id: str | None,
+    ) -> None:
+        await self.bus.emit(
+            ALLOCATOR,
+            LeaseReleased(lease_id=lease_id, task_id=task_id, attempt=attempt, call_id=call_id),
+            key=org_id,
+            org_id=org_id,
+            workspace_id=workspace_id,
+            causation=causation,
+            dedupe_parts=(lease_id,),
         )
 
     # -- provider -------------------------------------------------------------------------

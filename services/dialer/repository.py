@@ -112,6 +112,9 @@ class CallRepository:
     async def get_abort(self, *, lease_id: str) -> Doc | None:
         return await self.aborts.find_one({"_id": lease_id})
 
+    def iter_aborts(self) -> AsyncIterator[Doc]:
+        return aiter(self.aborts.find({}, batch_size=2000))
+
 
 class CampaignRepository:
     """The dialer's projection of campaigns.v1."""

@@ -77,12 +77,16 @@ class AllocatorRepository:
         return ids
 
     # queue ---------------------------------------------------------------------------------------
-    async def dispatched_of(self, *, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Which of these (task, attempt) pairs already have a lease."""
+    async def leases_of(self, *, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Doc]:
+        """The leases granted for these (task, attempt) pairs (active or ended): one per
+        attempt."""
         tasks = sorted({task for task, _ in keys})
-        found = self.leases.find({"task_id": {"$in": tasks}}, {"task_id": 1, "attempt": 1})
-        leased = {(d["task_id"], d["attempt"]) async for d in found}
-        return leased & set(keys)
+        wanted = set(keys)
+        return {
+            key: d
+            async for d in self.leases.find({"task_id": {"$in": tasks}})
+            if (key := (d["task_id"], d["attempt"])) in wanted
+        }
 
     async def save_queued_many(self, *, docs: list[Doc]) -> None:
         if docs:
@@ -124,6 +128,9 @@ class AllocatorRepository:
 
     async def expired_leases(self) -> list[Doc]:
         return [d async for d in self.leases.find({"status": "expired"})]
+
+    async def all_active_leases(self) -> list[Doc]:
+        return [d async for d in self.leases.find({"status": "active"})]
 
     async def active_leases(self, *, org_id: str) -> list[Doc]:
         return [d async for d in self.leases.find({"org_id": org_id, "status": "active"})]

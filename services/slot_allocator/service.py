@@ -278,12 +278,17 @@ class SlotService:
             fresh[key] = self._queued(env, ev)
         if not fresh:
             return
-        for key in await self.repo.dispatched_of(keys=list(fresh)):
-            fresh.pop(key, None)  # dispatched before: never twice
+        for key, lease in (await self.repo.leases_of(keys=list(fresh))).items():
+            # Never dispatched twice. But the planner announces an attempt again only while
+            # it still waits for its outcome: what followed the grant was lost (the broker
+            # restarted empty). Tell it again under the same event ids; each is idempotent.
+            del fresh[key]
+            await self._repeat_grant(lease)
         await self.repo.save_queued_many(docs=[_queue_doc(item) for item in fresh.values()])
         for item in fresh.values():
             self.alloc.enqueue(item)
-        self.kick()
+        if fresh:
+            self.kick()
 
     @staticmethod
     def _queued(env: Envelope, ev: TaskQueued) -> QueuedTask:
@@ -468,28 +473,50 @@ class SlotService:
             org_id=doc["org_id"],
             workspace_id=doc["workspace_id"],
             dedupe_parts=(doc["_id"],),
+            # told again, a dispatch keeps the instant of its grant: the dialer's lease guard
+            # counts the lease's real-time minimum from it, and must not take an old lease
+            # for a fresh one
+            occurred_at=utc(doc["granted_at"]) if doc.get("granted_at") else None,
         )
+
+    async def _publish_expired(self, doc: Doc) -> None:
+        await self.bus.emit(
+            DISPATCH,
+            LeaseExpired(
+                lease_id=doc["_id"],
+                task_id=doc["task_id"],
+                campaign_id=doc["campaign_id"],
+                attempt=doc["attempt"],
+            ),
+            key=doc["task_id"],
+            org_id=doc["org_id"],
+            workspace_id=doc["workspace_id"],
+            dedupe_parts=(doc["_id"],),
+        )
+
+    async def _repeat_grant(self, lease: Doc) -> None:
+        """What the grant of an attempt led to, told again: an expired lease's expiry (the
+        planner resolves the attempt), otherwise its dispatch (the dialer places at most one
+        call per attempt; for a call it placed or a dispatch it refused it repeats the end or
+        the abort, and the refusal guard judges a lease by its original grant)."""
+        if lease.get("status") == "expired":
+            await self._publish_expired(lease)
+        else:
+            await self._publish_dispatch(lease)
 
     async def republish(self) -> None:
         """The broker lost everything: every lease expiry again (a task waiting for one would
-        wait for ever). Active leases need nothing: their end or their expiry follows."""
-        count = 0
+        wait for ever) and every active lease's dispatch (lost before the dialer read it, the
+        call would never be placed and the planner would wait for the lease's expiry).
+        Released leases are the dialer's to repeat (it re-publishes ends and aborts)."""
+        expired = active = 0
         for d in await self.repo.expired_leases():
-            await self.bus.emit(
-                DISPATCH,
-                LeaseExpired(
-                    lease_id=d["_id"],
-                    task_id=d["task_id"],
-                    campaign_id=d["campaign_id"],
-                    attempt=d["attempt"],
-                ),
-                key=d["task_id"],
-                org_id=d["org_id"],
-                workspace_id=d["workspace_id"],
-                dedupe_parts=(d["_id"],),
-            )
-            count += 1
-        log.info("lease expiries re-published", count=count)
+            await self._publish_expired(d)
+            expired += 1
+        for d in await self.repo.all_active_leases():
+            await self._publish_dispatch(d)
+            active += 1
+        log.info("lease expiries and dispatches re-published", expired=expired, active=active)
 
     async def expire(self) -> None:
         real_now, now = time.time(), self.clock.now()
@@ -518,19 +545,7 @@ class SlotService:
         if not ended:
             return  # released (or stored as another lease) meanwhile
         log.warning("lease expired", lease_id=lease_id, task_id=doc["task_id"])
-        await self.bus.emit(
-            DISPATCH,
-            LeaseExpired(
-                lease_id=lease_id,
-                task_id=doc["task_id"],
-                campaign_id=doc["campaign_id"],
-                attempt=doc["attempt"],
-            ),
-            key=doc["task_id"],
-            org_id=org_id,
-            workspace_id=doc["workspace_id"],
-            dedupe_parts=(lease_id,),
-        )
+        await self._publish_expired({**doc, "_id": lease_id, "org_id": org_id})
 
 
 async def _all(sends: list[Awaitable[None]]) -> None:

@@ -101,12 +101,13 @@ class FakeRepo:
         return None
 
     async def was_dispatched(self, *, task_id: str, attempt: int) -> bool:
-        return any(
-            d["task_id"] == task_id and d["attempt"] == attempt for d in self.leases.values()
-        )
+        return bool(await self.leases_of(keys=[(task_id, attempt)]))
 
-    async def dispatched_of(self, *, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
-        return {(d["task_id"], d["attempt"]) for d in self.leases.values()} & set(keys)
+    async def leases_of(self, *, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+        wanted = set(keys)
+        return {
+            key: d for d in self.leases.values() if (key := (d["task_id"], d["attempt"])) in wanted
+        }
 
     async def save_queued_many(self, *, docs: list[dict[str, Any]]) -> None:
         for doc in docs:
@@ -140,6 +141,12 @@ class FakeRepo:
             d for d in self.leases.values() if d["status"] == "active" and d["org_id"] == org_id
         ]
 
+    async def expired_leases(self) -> list[dict[str, Any]]:
+        return [d for d in self.leases.values() if d["status"] == "expired"]
+
+    async def all_active_leases(self) -> list[dict[str, Any]]:
+        return [d for d in self.leases.values() if d["status"] == "active"]
+
     async def queued(self, *, org_id: str) -> list[dict[str, Any]]:
         return [d for d in self.queue.values() if d["org_id"] == org_id]
 
@@ -153,9 +160,11 @@ class FakeRepo:
 class FakeBus:
     def __init__(self) -> None:
         self.sent: list[Any] = []
+        self.options: list[dict[str, Any]] = []
 
-    async def emit(self, topic: Any, payload: Any, **_: Any) -> None:
+    async def emit(self, topic: Any, payload: Any, **options: Any) -> None:
         self.sent.append(payload)
+        self.options.append(options)
 
 
 def _service(repo: FakeRepo | None = None, slots: int = 1) -> tuple[SlotService, FakeRepo]:
@@ -293,14 +302,15 @@ def test_restart_rebuilds_queue_leases_and_settings_without_doubling() -> None:
         republished = [d.lease_id for d in _sent(again, "TaskDispatched")]
         assert sorted(republished) == sorted(d.lease_id for d in _sent(svc, "TaskDispatched"))
         first = [d.task_id for d in _sent(svc, "TaskDispatched")]
-        for t in first:  # redelivered TaskQueued of dispatched attempts are ignored
-            ev = _queued(t)
+        for t in first:  # redelivered TaskQueued of dispatched attempts: never queued again
+            ev = _queued(t)  # (their dispatch is told again, same lease)
             await again.on_task_queued(_env(ev), ev)
         assert again.alloc.org(ORG).queued == 2
         old = _sent(svc, "TaskDispatched")[0].lease_id
         await _release(again, old)
         await again.dispatch()
-        again_sent = [d.task_id for d in _sent(again, "TaskDispatched")][2:]
+        known = {d.lease_id for d in _sent(svc, "TaskDispatched")}
+        again_sent = [d.task_id for d in _sent(again, "TaskDispatched") if d.lease_id not in known]
         assert len(again_sent) == 1
         assert again_sent[0] not in first
         stale = SlotsConfigured(revision=1, total_slots=50)
@@ -428,6 +438,52 @@ def test_a_paused_campaign_is_held_until_it_runs_again() -> None:
     asyncio.run(run())
 
 
+def test_an_attempt_announced_again_after_its_grant_gets_what_followed_told_again() -> None:
+    """The broker lost what followed a grant: the planner still waits and announces the attempt
+    again. Never a second lease; the dispatch again (same lease, original grant instant), or
+    the expiry again once the lease expired."""
+
+    async def run() -> None:
+        svc, repo = _service(slots=1)
+        await _queue(svc, "t1")
+        await svc.dispatch()
+        lease = _sent(svc, "TaskDispatched")[0].lease_id
+        svc.clock.t += timedelta(minutes=3)  # type: ignore[attr-defined]
+        await _queue(svc, "t1")  # announced again while its lease is active
+        await svc.dispatch()
+        again = _sent(svc, "TaskDispatched")
+        assert [d.lease_id for d in again] == [lease, lease]
+        assert svc.bus.options[-1]["occurred_at"] == T0  # type: ignore[attr-defined]
+        assert svc.bus.options[-1]["dedupe_parts"] == (lease,)  # type: ignore[attr-defined]
+        assert len(repo.leases) == 1 and _active(svc) == 1
+        await _release(svc, lease, "t1")  # released (an abort, say), then announced again
+        await _queue(svc, "t1")
+        assert [d.lease_id for d in _sent(svc, "TaskDispatched")] == [lease] * 3
+        assert _active(svc) == 0 and repo.queue == {}
+        repo.leases[lease]["status"] = "expired"  # expired instead: the expiry is told again
+        await _queue(svc, "t1")
+        assert [e.lease_id for e in _sent(svc, "LeaseExpired")] == [lease]
+        assert len(_sent(svc, "TaskDispatched")) == 3
+
+    asyncio.run(run())
+
+
+def test_after_a_broker_loss_expiries_and_active_dispatches_are_told_again() -> None:
+    async def run() -> None:
+        svc, repo = _service(slots=2)
+        await _queue(svc, "t1", "t2")
+        await svc.dispatch()
+        first, second = (d.lease_id for d in _sent(svc, "TaskDispatched"))
+        svc.clock.t += timedelta(hours=1)  # type: ignore[attr-defined]
+        repo.leases[first]["status"] = "expired"
+        svc.bus.sent.clear()  # type: ignore[attr-defined]
+        await svc.republish()
+        assert [e.lease_id for e in _sent(svc, "LeaseExpired")] == [first]
+        assert [d.lease_id for d in _sent(svc, "TaskDispatched")] == [second]
+
+    asyncio.run(run())
+
+
 def test_a_fetch_stores_a_run_of_queued_tasks_at_once_and_keeps_every_event_in_its_place() -> None:
     async def run() -> None:
         svc, repo = _service(slots=1)
@@ -436,7 +492,7 @@ def test_a_fetch_stores_a_run_of_queued_tasks_at_once_and_keeps_every_event_in_i
         lease = _sent(svc, "TaskDispatched")[0].lease_id
         items: list[tuple[Envelope, Any]] = []
         for ev in (
-            _queued("t1"),  # redelivered: dispatched already, never queued again
+            _queued("t1"),  # announced again: its dispatch is told again, never queued again
             _queued("t2"),
             _queued("t2"),  # twice in one fetch: once
             LeaseReleased(lease_id=lease, task_id="t1", attempt=1),
@@ -449,6 +505,7 @@ def test_a_fetch_stores_a_run_of_queued_tasks_at_once_and_keeps_every_event_in_i
         assert _active(svc) == 0  # the release applied
         assert svc.alloc.org(ORG).queued == 1
         await svc.dispatch()
-        assert [d.task_id for d in _sent(svc, "TaskDispatched")] == ["t1", "t2"]
+        assert [d.task_id for d in _sent(svc, "TaskDispatched")] == ["t1", "t1", "t2"]
+        assert len(repo.leases) == 2
 
     asyncio.run(run())
