@@ -56,6 +56,9 @@ def build_app(settings: DialerSettings) -> FastAPI:
         check_window=settings.guard_calling_window,
         lease_min_real_seconds=settings.lease_min_real_seconds,
         pool=pool,
+        max_call_seconds=settings.max_call_seconds,
+        renew_fraction=settings.lease_renew_fraction,
+        renew_grace_seconds=settings.lease_renew_grace_seconds,
     )
     if pool is not None:
         rt.tickers.append(pool)  # stopped before the broker: dispatches in progress finish
@@ -64,6 +67,7 @@ def build_app(settings: DialerSettings) -> FastAPI:
         provider.on_callback(handlers.on_gateway_callback)
     rt.startup.append(calls.ensure_indexes)
     rt.after_broker_loss.append(handlers.republish)
+    rt.every("lease-renewal", handlers.renew_leases, settings.lease_renew_check_seconds)
     provider.install(rt)
     rt.consume(
         CAMPAIGNS,

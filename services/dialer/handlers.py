@@ -8,7 +8,13 @@ from typing import Any
 import structlog
 
 from dialer.campaigns import CampaignProjection
-from dialer.domain import abort_reason, contact_variables, render_template
+from dialer.domain import (
+    abort_reason,
+    contact_variables,
+    lease_ttl_seconds,
+    render_template,
+    renewal_due,
+)
 from dialer.metrics import CALLS_ABORTED, CALLS_ENDED, CALLS_PLACED, DISPATCH_SECONDS
 from dialer.pool import DispatchPool
 from dialer.providers.base import CallResult, DialOrder, ProviderError, VoiceProvider
@@ -25,6 +31,7 @@ from outbound_core.events import (
     Envelope,
     LeaseExpired,
     LeaseReleased,
+    LeaseRenewed,
     Payload,
     SuppressionAdded,
     SuppressionRemoved,
@@ -51,8 +58,15 @@ class DialerHandlers:
         check_window: bool = True,
         lease_min_real_seconds: float = 0.0,
         pool: DispatchPool | None = None,
+        max_call_seconds: float = 1800.0,
+        renew_fraction: float = 1 / 3,
+        renew_grace_seconds: float = 300.0,
     ) -> None:
         self.pool = pool
+        self.max_call_seconds = max_call_seconds
+        self.renew_fraction = renew_fraction
+        self.renew_grace_seconds = renew_grace_seconds
+        self.placing: set[str] = set()  # calls this process is waiting on the provider for
         self.suppressions = suppressions
         self.lease_min_real_seconds = lease_min_real_seconds
         self.calls = calls
@@ -100,7 +114,9 @@ class DialerHandlers:
                 # Recorded, then the dialer died before the network confirmed it. Judge it
                 # again: meanwhile the window may have closed, the number opted out or the
                 # lease expired (and its slot gone to another call).
-                reason = await self._refusal(env, d, await self.campaigns.current(d.campaign_id))
+                reason = await self._refusal(
+                    env, d, await self.campaigns.current(d.campaign_id), renewed=existing
+                )
                 if reason is not None:
                     if await self.calls.abandon(
                         call_id=call_id, reason=reason, at=self.clock.now()
@@ -140,15 +156,25 @@ class DialerHandlers:
         await self._place(doc, causation=env)
 
     async def _refusal(
-        self, env: Envelope, d: TaskDispatched, campaign: dict[str, Any] | None
+        self,
+        env: Envelope,
+        d: TaskDispatched,
+        campaign: dict[str, Any] | None,
+        *,
+        renewed: dict[str, Any] | None = None,
     ) -> str | None:
-        """Why this dispatch must not be dialled now (the last-moment guard), or None."""
+        """Why this dispatch must not be dialled now (the last-moment guard), or None.
+        ``renewed``: the call recorded for it, whose lease this dialer may have renewed."""
+        deadline = self._lease_deadline(env, d)
+        if renewed is not None and renewed.get("lease_renewed_at") is not None:
+            ttl = timedelta(seconds=float(renewed.get("lease_ttl_seconds") or 0.0))
+            deadline = max(deadline, utc(renewed["lease_renewed_at"]) + ttl)
         reason = abort_reason(
             campaign=campaign,
             phone=d.dial.phone,
             contact_timezone=d.dial.timezone,
             now=self.clock.now(),
-            lease_expires_at=self._lease_deadline(env, d),
+            lease_expires_at=deadline,
             check_window=self.check_window,
             window=d.dial.window,
         )
@@ -192,6 +218,13 @@ class DialerHandlers:
             "agent_name": agent.get("name", ""),
             "context": variables,
             "lease_expires_at": d.lease_expires_at,
+            "lease_ttl_seconds": lease_ttl_seconds(
+                granted_at=env.occurred_at,
+                lease_expires_at=d.lease_expires_at,
+                min_real_seconds=self.lease_min_real_seconds,
+                speed=self.clock.speed,
+            ),
+            "lease_renewed_at": env.occurred_at,
             "sim_outcomes": list(d.dial.sim_outcomes),
             "status": "dialing",
             "created_at": self.clock.now(),
@@ -223,6 +256,7 @@ class DialerHandlers:
             agent_name=doc.get("agent_name", ""),
             context=doc.get("context") or {},
         )
+        self.placing.add(order.call_id)
         try:
             await self.provider.dial(order)
         except ProviderError as exc:
@@ -242,6 +276,8 @@ class DialerHandlers:
             )
             await self._end(doc, failed, closed_by="provider_error", failure=exc.reason)
             return
+        finally:
+            self.placing.discard(order.call_id)
         started_at = self.clock.now()
         if await self.calls.mark_active(call_id=order.call_id, at=started_at):
             CALLS_PLACED.inc()
@@ -345,15 +381,32 @@ class DialerHandlers:
             log.warning("provider reported a call the dialer never recorded", call_id=r.call_id)
             return None
         if doc.get("status") == "ended" and doc.get("closed_by", "provider") != "provider":
-            await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
-            log.warning(
-                "late call result recorded, not counted",
-                call_id=r.call_id,
-                closed_by=doc.get("closed_by"),
-                status=r.status,
-            )
-            return "late"
+            return await self._late(doc, r)
         return await self._end(doc, r, closed_by="provider")
+
+    async def _late(self, doc: dict[str, Any], r: CallResult) -> str:
+        """The call ended after it was closed without its result (its lease expired, or it
+        was aborted after the network had taken it): the call did happen, so its end is
+        published all the same (same event ids as an end in time: consumers count it once)
+        and the planner folds it into the attempt. Its lease is long gone: nothing to give
+        back."""
+        await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
+        if doc.get("closed_by") == "provider_error":
+            # its end (failed) was published already: one end per call
+            log.warning("call result after a provider error recorded", call_id=r.call_id)
+            return "late"
+        log.warning(
+            "late call result: published for the attempt it belongs to",
+            call_id=r.call_id,
+            closed_by=doc.get("closed_by"),
+            status=r.status,
+        )
+        if doc.get("dialed_at") is None:  # the network took it, the dialer never said so
+            await self._publish_for(
+                doc, CALLS, self._started(doc, r.started_at), key=doc["task_id"]
+            )
+        await self._publish_for(doc, CALLS, self._ended(doc, r), key=doc["task_id"])
+        return "late"
 
     async def _end(
         self, doc: dict[str, Any], r: CallResult, *, closed_by: str, failure: str | None = None
@@ -365,15 +418,24 @@ class DialerHandlers:
         else:
             now_doc = await self.calls.get(call_id=r.call_id) or doc
             if now_doc.get("closed_by", closed_by) != closed_by:
-                # Closed meanwhile by something else (a lease expiry): keep, never count twice.
-                await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
-                return "late"
+                # Closed meanwhile by something else (a lease expiry): a late end.
+                return await self._late(now_doc, r)
         log.info("call ended", call_id=r.call_id, status=r.status, outcome=r.outcome, turns=r.turns)
         await self._publish_end(doc, r)
         return "recorded" if first else "duplicate"
 
     async def _publish_end(self, doc: dict[str, Any], r: CallResult) -> None:
-        ended = CallEnded(
+        await self._publish_for(doc, CALLS, self._ended(doc, r), key=doc["task_id"])
+        released = LeaseReleased(
+            lease_id=doc["lease_id"],
+            task_id=doc["task_id"],
+            attempt=doc["attempt"],
+            call_id=r.call_id,
+        )
+        await self._publish_for(doc, ALLOCATOR, released, key=doc["org_id"])
+
+    def _ended(self, doc: dict[str, Any], r: CallResult) -> CallEnded:
+        return CallEnded(
             call_id=r.call_id,
             task_id=doc["task_id"],
             campaign_id=doc["campaign_id"],
@@ -392,14 +454,6 @@ class DialerHandlers:
             started_at=r.started_at,
             ended_at=r.ended_at,
         )
-        await self._publish_for(doc, CALLS, ended, key=doc["task_id"])
-        released = LeaseReleased(
-            lease_id=doc["lease_id"],
-            task_id=doc["task_id"],
-            attempt=doc["attempt"],
-            call_id=r.call_id,
-        )
-        await self._publish_for(doc, ALLOCATOR, released, key=doc["org_id"])
 
     # -- http provider callbacks --------------------------------------------------------------
 
@@ -429,6 +483,49 @@ class DialerHandlers:
                 recording_url=cb.recording_url,
             )
         )
+
+    # -- lease renewal ----------------------------------------------------------------------------
+
+    async def renew_leases(self) -> int:
+        """Renew the lease of every call being placed or live, each ``renew_fraction`` of its
+        TTL (virtual time). A dialer that stops, stops renewing: its leases expire as before,
+        unless the next instance finds the calls live and renews them."""
+        now = self.clock.now()
+        renewed = 0
+        for doc in await self.calls.live():
+            since = utc(doc.get("dialed_at") or doc.get("created_at") or now)
+            if not renewal_due(
+                status=doc["status"],
+                placing=doc["_id"] in self.placing,
+                since=since,
+                renewed_at=utc(doc.get("lease_renewed_at") or doc.get("created_at") or now),
+                ttl_seconds=float(doc.get("lease_ttl_seconds") or 0.0),
+                now=now,
+                max_call_seconds=self.max_call_seconds,
+                grace_seconds=self.renew_grace_seconds,
+                fraction=self.renew_fraction,
+            ):
+                continue
+            ev = LeaseRenewed(
+                lease_id=doc["lease_id"],
+                task_id=doc["task_id"],
+                attempt=doc["attempt"],
+                call_id=doc["_id"],
+                renewed_at=now,
+            )
+            env = self.bus.envelope(
+                ev,
+                org_id=doc["org_id"],
+                workspace_id=doc["workspace_id"],
+                correlation_id=doc.get("correlation_id"),
+                dedupe_parts=(doc["lease_id"], now.isoformat()),
+            )
+            await self.bus.publish(ALLOCATOR, env, key=doc["org_id"])
+            await self.calls.mark_renewed(call_id=doc["_id"], lease_id=doc["lease_id"], at=now)
+            renewed += 1
+        if renewed:
+            log.info("leases renewed", count=renewed)
+        return renewed
 
     # -- dispatch.v1: lease expiries -----------------------------------------------------------
 

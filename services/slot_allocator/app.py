@@ -11,6 +11,7 @@ from outbound_core.events import (
     CampaignStatusChanged,
     CampaignWithdrawn,
     LeaseReleased,
+    LeaseRenewed,
     SlotsConfigured,
     TaskQueued,
     TaskWithdrawn,
@@ -51,6 +52,7 @@ def build_app(settings: AllocatorSettings) -> FastAPI:
         (CampaignWithdrawn, svc.on_campaign_withdrawn),
         (CampaignStatusChanged, svc.on_campaign_status),
         (LeaseReleased, svc.on_lease_released),
+        (LeaseRenewed, svc.on_lease_renewed),
         (SlotsConfigured, svc.on_slots_configured),
         listener=rebalance,
     )
