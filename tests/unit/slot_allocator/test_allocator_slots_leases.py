@@ -134,9 +134,7 @@ class FakeRepo:
         d = self.leases.get(lease_id)
         if d is None or d["status"] != "active":
             return False
-        if due_by is not None and (
-            d["expires_at"] > due_by[0] or d["real_deadline"] > due_by[1]
-        ):
+        if due_by is not None and (d["expires_at"] > due_by[0] or d["real_deadline"] > due_by[1]):
             return False
         d.update(status=status, ended_at=at)
         return True
