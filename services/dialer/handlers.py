@@ -8,13 +8,7 @@ from typing import Any
 import structlog
 
 from dialer.campaigns import CampaignProjection
-from dialer.domain import (
-    abort_reason,
-    contact_variables,
-    lease_ttl_seconds,
-    render_template,
-    renewal_due,
-)
+from dialer.domain import abort_reason, contact_variables, lease_ttl_seconds, render_template
 from dialer.metrics import CALLS_ABORTED, CALLS_ENDED, CALLS_PLACED, DISPATCH_SECONDS
 from dialer.pool import DispatchPool
 from dialer.providers.base import CallResult, DialOrder, ProviderError, VoiceProvider
@@ -31,7 +25,6 @@ from outbound_core.events import (
     Envelope,
     LeaseExpired,
     LeaseReleased,
-    LeaseRenewed,
     Payload,
     SuppressionAdded,
     SuppressionRemoved,
@@ -58,14 +51,8 @@ class DialerHandlers:
         check_window: bool = True,
         lease_min_real_seconds: float = 0.0,
         pool: DispatchPool | None = None,
-        max_call_seconds: float = 1800.0,
-        renew_fraction: float = 1 / 3,
-        renew_grace_seconds: float = 300.0,
     ) -> None:
         self.pool = pool
-        self.max_call_seconds = max_call_seconds
-        self.renew_fraction = renew_fraction
-        self.renew_grace_seconds = renew_grace_seconds
         self.placing: set[str] = set()  # calls this process is waiting on the provider for
         self.suppressions = suppressions
         self.lease_min_real_seconds = lease_min_real_seconds
@@ -338,6 +325,9 @@ class DialerHandlers:
                     recording_url=doc.get("recording_url"),
                 )
                 await self._publish_end(doc, result)
+            late = doc.get("late_result")
+            if late and doc.get("closed_by") in ("lease_expired", "aborted"):
+                await self._publish_late(doc, _result_from(doc["_id"], late))
             count += 1
         log.info("dialer state re-published", calls=count)
 
@@ -401,12 +391,15 @@ class DialerHandlers:
             closed_by=doc.get("closed_by"),
             status=r.status,
         )
+        await self._publish_late(doc, r)
+        return "late"
+
+    async def _publish_late(self, doc: dict[str, Any], r: CallResult) -> None:
         if doc.get("dialed_at") is None:  # the network took it, the dialer never said so
             await self._publish_for(
                 doc, CALLS, self._started(doc, r.started_at), key=doc["task_id"]
             )
         await self._publish_for(doc, CALLS, self._ended(doc, r), key=doc["task_id"])
-        return "late"
 
     async def _end(
         self, doc: dict[str, Any], r: CallResult, *, closed_by: str, failure: str | None = None
@@ -484,54 +477,11 @@ class DialerHandlers:
             )
         )
 
-    # -- lease renewal ----------------------------------------------------------------------------
-
-    async def renew_leases(self) -> int:
-        """Renew the lease of every call being placed or live, each ``renew_fraction`` of its
-        TTL (virtual time). A dialer that stops, stops renewing: its leases expire as before,
-        unless the next instance finds the calls live and renews them."""
-        now = self.clock.now()
-        renewed = 0
-        for doc in await self.calls.live():
-            since = utc(doc.get("dialed_at") or doc.get("created_at") or now)
-            if not renewal_due(
-                status=doc["status"],
-                placing=doc["_id"] in self.placing,
-                since=since,
-                renewed_at=utc(doc.get("lease_renewed_at") or doc.get("created_at") or now),
-                ttl_seconds=float(doc.get("lease_ttl_seconds") or 0.0),
-                now=now,
-                max_call_seconds=self.max_call_seconds,
-                grace_seconds=self.renew_grace_seconds,
-                fraction=self.renew_fraction,
-            ):
-                continue
-            ev = LeaseRenewed(
-                lease_id=doc["lease_id"],
-                task_id=doc["task_id"],
-                attempt=doc["attempt"],
-                call_id=doc["_id"],
-                renewed_at=now,
-            )
-            env = self.bus.envelope(
-                ev,
-                org_id=doc["org_id"],
-                workspace_id=doc["workspace_id"],
-                correlation_id=doc.get("correlation_id"),
-                dedupe_parts=(doc["lease_id"], now.isoformat()),
-            )
-            await self.bus.publish(ALLOCATOR, env, key=doc["org_id"])
-            await self.calls.mark_renewed(call_id=doc["_id"], lease_id=doc["lease_id"], at=now)
-            renewed += 1
-        if renewed:
-            log.info("leases renewed", count=renewed)
-        return renewed
-
     # -- dispatch.v1: lease expiries -----------------------------------------------------------
 
     async def on_lease_expired(self, env: Envelope, ev: LeaseExpired) -> None:
         """The call's end never arrived: close the record (the planner counts the attempt as
-        failed). A result that arrives later is kept but not counted."""
+        failed). A result that arrives later is published as a late end (see ``_late``)."""
         call_id = stable_id("call", ev.task_id, ev.attempt)
         if self.pool is not None:
             await self.pool.settle((ev.task_id, ev.attempt))
@@ -575,3 +525,20 @@ def _result_fields(r: CallResult) -> dict[str, Any]:
         "ended_at": r.ended_at,
         "recording_url": r.recording_url,
     }
+
+
+def _result_from(call_id: str, fields: dict[str, Any]) -> CallResult:
+    """A stored ``late_result`` (see ``_result_fields``) back as the provider's result."""
+    return CallResult(
+        call_id=call_id,
+        status=fields["result_status"],
+        outcome=fields.get("outcome"),
+        turns=fields.get("turns") or 0,
+        duration_seconds=fields.get("duration_seconds") or 0.0,
+        started_at=utc(fields["started_at"]),
+        ended_at=utc(fields["ended_at"]),
+        transcript=fields.get("transcript") or [],
+        cost=fields.get("cost") or 0.0,
+        callback_at=utc(fields["callback_at"]) if fields.get("callback_at") else None,
+        recording_url=fields.get("recording_url"),
+    )
