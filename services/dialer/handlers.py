@@ -114,6 +114,10 @@ class DialerHandlers:
                     return
                 log_.info("resuming a call recorded but not confirmed dialled")
                 await self._place(existing, causation=env)
+            elif existing["status"] == "ended":
+                # Redelivered: the dialer may have stopped between storing the end and
+                # publishing it. Publish again (same event ids).
+                await self._publish_stored(existing)
             return
         aborted = await self.calls.get_abort(lease_id=d.lease_id)
         if aborted is not None:
@@ -299,37 +303,34 @@ class DialerHandlers:
         whoever had them ignores them), so counters, dispositions and tasks catch up."""
         count = 0
         async for doc in self.calls.iter_all():
-            if doc.get("dialed_at") is not None:
-                await self.bus.emit(
-                    CALLS,
-                    self._started(doc, utc(doc["dialed_at"])),
-                    key=doc["task_id"],
-                    org_id=doc["org_id"],
-                    workspace_id=doc["workspace_id"],
-                    dedupe_parts=(doc["_id"],),
-                )
-            ended = doc.get("status") == "ended" and doc.get("result_status")
-            if ended and doc.get("closed_by") in ("provider", "provider_error"):
-                now = self.clock.now()
-                result = CallResult(
-                    call_id=doc["_id"],
-                    status=doc["result_status"],
-                    outcome=doc.get("outcome"),
-                    turns=doc.get("turns") or 0,
-                    duration_seconds=doc.get("duration_seconds") or 0.0,
-                    started_at=utc(doc.get("started_at") or now),
-                    ended_at=utc(doc.get("ended_at") or now),
-                    transcript=doc.get("transcript") or [],
-                    cost=doc.get("cost") or 0.0,
-                    callback_at=utc(doc["callback_at"]) if doc.get("callback_at") else None,
-                    recording_url=doc.get("recording_url"),
-                )
-                await self._publish_end(doc, result)
-            late = doc.get("late_result")
-            if late and doc.get("closed_by") in ("lease_expired", "aborted"):
-                await self._publish_late(doc, _result_from(doc["_id"], late))
+            await self._publish_stored(doc)
             count += 1
         log.info("dialer state re-published", calls=count)
+
+    async def _publish_stored(self, doc: dict[str, Any]) -> None:
+        """A call's start and end as stored, again (same event ids: whoever had them ignores
+        them): after a broker loss, or when its dispatch is redelivered because the dialer
+        stopped between storing the end and publishing it."""
+        closed_by = doc.get("closed_by")
+        ended = doc.get("status") == "ended" and doc.get("result_status")
+        started = doc.get("dialed_at") or (
+            doc.get("started_at") if ended and closed_by == "provider" else None
+        )
+        if started is not None:
+            await self._publish_for(
+                doc, CALLS, self._started(doc, utc(started)), key=doc["task_id"]
+            )
+        if ended and closed_by in ("provider", "provider_error"):
+            now = self.clock.now()
+            stored = {
+                **doc,
+                "started_at": doc.get("started_at") or now,
+                "ended_at": doc.get("ended_at") or now,
+            }
+            await self._publish_end(doc, _result_from(doc["_id"], stored))
+        late = doc.get("late_result")
+        if late and closed_by in ("lease_expired", "aborted"):
+            await self._publish_late(doc, _result_from(doc["_id"], late))
 
     async def _publish_abort(self, env: Envelope, d: TaskDispatched, reason: str) -> None:
         await self.bus.emit(
@@ -414,6 +415,12 @@ class DialerHandlers:
                 # Closed meanwhile by something else (a lease expiry): a late end.
                 return await self._late(now_doc, r)
         log.info("call ended", call_id=r.call_id, status=r.status, outcome=r.outcome, turns=r.turns)
+        if closed_by == "provider" and doc.get("dialed_at") is None:
+            # It rang, but the dialer stopped before it recorded so (and announced the start):
+            # announce it now, so that counters see every call the network placed.
+            await self._publish_for(
+                doc, CALLS, self._started(doc, r.started_at), key=doc["task_id"]
+            )
         await self._publish_end(doc, r)
         return "recorded" if first else "duplicate"
 

@@ -674,7 +674,13 @@ class Planner:
         due = self.timer.pop_due(now, self.tick_batch)
         if not due:
             return
-        tasks = {t["_id"]: t for t in await self.repo.get_many([tid for _, tid in due])}
+        try:
+            tasks = {t["_id"]: t for t in await self.repo.get_many([tid for _, tid in due])}
+        except BaseException:
+            # The database did not answer (a restart): the popped entries are the only
+            # reminder of these due tasks in this process, so put them back for the next tick.
+            self.timer.extend(due)
+            raise
         cache = DecisionCache(now, recheck=self.recheck)
         ready: dict[str, Doc] = {}
         for due_at, task_id in due:
@@ -699,11 +705,15 @@ class Planner:
             *(consider(t) for t in ready.values()), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
+        for t, r in zip(ready.values(), results, strict=True):
+            if isinstance(r, BaseException):  # considered again at the next tick
+                self.timer.push(utc(t["due_at"]), t["_id"])
         if len(due) == self.tick_batch:
             self.kick()
         if errors:
             # Re-raised after the others finished: the ticker logs it and runs again; a task
-            # whose write failed is found again by the reconciliation.
+            # whose decision failed was put back above (a queued one whose announcement was
+            # lost is found again by the reconciliation).
             raise errors[0]
 
     def window_for(self, task: Doc, campaign: Doc) -> CallingWindow | Closed:
