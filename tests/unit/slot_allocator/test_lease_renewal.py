@@ -68,9 +68,14 @@ def test_a_lease_is_due_only_when_both_deadlines_passed() -> None:
     assert is_due(naive, now=T0, real_now=1.0)
 
 
-async def _renew(svc: SlotService, lease_id: str, task: str = "t1", attempt: int = 1) -> None:
+async def _renew(svc: SlotService, granted: Any, task: str | None = None) -> None:
+    """Renew the lease of a TaskDispatched (as the holder, or as ``task``: a stale holder)."""
     ev = LeaseRenewed(
-        lease_id=lease_id, task_id=task, attempt=attempt, call_id="call_x", renewed_at=T0
+        lease_id=granted.lease_id,
+        task_id=task or granted.task_id,
+        attempt=granted.attempt,
+        call_id="call_x",
+        renewed_at=T0,
     )
     await svc.on_lease_renewed(_env(ev), ev)
 
@@ -84,10 +89,11 @@ def test_a_renewed_lease_outlives_its_first_ttl_and_expires_once_renewals_stop()
         svc, repo = _service(slots=1)  # TTL 10 minutes
         await _queue(svc, "t1", "t2")
         await svc.dispatch()
-        lease = _sent(svc, "TaskDispatched")[0].lease_id
+        granted = _sent(svc, "TaskDispatched")[0]
+        lease = granted.lease_id
         for _ in range(5):  # 40 minutes of renewals every 8: four TTLs
             _advance(svc, 8)
-            await _renew(svc, lease)
+            await _renew(svc, granted)
             await svc.expire()
         assert _sent(svc, "LeaseExpired") == []
         assert repo.leases[lease]["status"] == "active"
@@ -98,7 +104,7 @@ def test_a_renewed_lease_outlives_its_first_ttl_and_expires_once_renewals_stop()
         await svc.expire()
         assert [e.lease_id for e in _sent(svc, "LeaseExpired")] == [lease]
         await svc.dispatch()
-        assert [d.task_id for d in _sent(svc, "TaskDispatched")] == ["t1", "t2"]
+        assert sorted(d.task_id for d in _sent(svc, "TaskDispatched")) == ["t1", "t2"]
 
     asyncio.run(run())
 
@@ -108,17 +114,20 @@ def test_an_expired_lease_is_never_revived_nor_renewed_by_a_stale_holder() -> No
         svc, repo = _service(slots=1)
         await _queue(svc, "t1", "t2")
         await svc.dispatch()
-        lease1 = _sent(svc, "TaskDispatched")[0].lease_id
+        first = _sent(svc, "TaskDispatched")[0]
         _advance(svc, 11)
         await svc.expire()
         await svc.dispatch()
-        lease2 = _sent(svc, "TaskDispatched")[1].lease_id
-        await _renew(svc, lease1)  # late renewal of the expired lease
-        assert repo.leases[lease1]["status"] == "expired"
+        second = _sent(svc, "TaskDispatched")[1]
+        await _renew(svc, first)  # late renewal of the expired lease
+        assert repo.leases[first.lease_id]["status"] == "expired"
         assert _active(svc) == 1
-        before = repo.leases[lease2]["expires_at"]
-        await _renew(svc, lease2, task="t1")  # a stale holder naming another task
-        assert repo.leases[lease2]["expires_at"] == before
+        before = repo.leases[second.lease_id]["expires_at"]
+        await _renew(svc, second, task=first.task_id)  # a stale holder naming another task
+        assert repo.leases[second.lease_id]["expires_at"] == before
+        _advance(svc, 1)
+        await _renew(svc, second)  # its holder does renew it
+        assert repo.leases[second.lease_id]["expires_at"] > before
 
     asyncio.run(run())
 
