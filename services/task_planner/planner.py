@@ -90,6 +90,7 @@ class Planner:
         self.stale_after = stale_after
         self.reconcile_batch = reconcile_batch
         self.kick: Any = lambda: None
+        self.unsure: set[str] = set()  # tasks whose last decision failed mid-write
 
     # start-up ----------------------------------------------------------------------------------
     async def rebuild(self) -> None:
@@ -687,6 +688,13 @@ class Planner:
             t = tasks.get(task_id)
             if t is None or t["status"] not in SCHEDULABLE_STATUSES or t.get("due_at") is None:
                 continue
+            if task_id in self.unsure:
+                # its last decision failed mid-write: the write may have moved its due time
+                # without the timer hearing of it; follow the stored one
+                self.unsure.discard(task_id)
+                if to_ms(utc(t["due_at"])) != to_ms(due_at):
+                    self.timer.push(utc(t["due_at"]), task_id)
+                    continue
             if to_ms(utc(t["due_at"])) != to_ms(due_at) or not self._running(t["campaign_id"]):
                 continue  # stale entry, or parked until the campaign runs again
             ready[task_id] = t
@@ -707,6 +715,7 @@ class Planner:
         errors = [r for r in results if isinstance(r, BaseException)]
         for t, r in zip(ready.values(), results, strict=True):
             if isinstance(r, BaseException):  # considered again at the next tick
+                self.unsure.add(t["_id"])
                 self.timer.push(utc(t["due_at"]), t["_id"])
         if len(due) == self.tick_batch:
             self.kick()
