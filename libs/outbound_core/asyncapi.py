@@ -40,6 +40,7 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
         ev.CampaignWithdrawn,
         ev.CampaignStatusChanged,
         ev.LeaseReleased,
+        ev.LeaseRenewed,
         ev.SlotsConfigured,
     ),
     DISPATCH: (ev.TaskDispatched, ev.LeaseExpired),

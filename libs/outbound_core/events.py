@@ -306,6 +306,18 @@ class LeaseReleased(Payload):
     call_id: str | None = None
 
 
+class LeaseRenewed(Payload):
+    """The dialer is still placing, or still has live, the call of this lease: the allocator
+    extends it by its TTL, only while the lease is active and held for this (task, attempt)."""
+
+    TYPE: ClassVar[str] = "lease.renewed"
+    lease_id: str
+    task_id: str
+    attempt: int
+    call_id: str
+    renewed_at: datetime = Field(description="The dialer's (virtual) time of the renewal.")
+
+
 # ---------------------------------------------------------------------------------------------
 # dispatch.v1 (keyed by task_id)
 
@@ -387,6 +399,7 @@ class DispositionRecorded(Payload):
     campaign_id: str
     attempt: int
     disposition: str
+    phone_index: int | None = Field(None, description="Which of the contact's phones was called.")
     raw_outcome: str | None = None
     connected: bool = False
     terminal: bool = False
@@ -574,6 +587,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         CampaignWithdrawn,
         SlotsConfigured,
         LeaseReleased,
+        LeaseRenewed,
         TaskDispatched,
         LeaseExpired,
         CallStarted,

@@ -8,6 +8,7 @@ from dialer.pool import DispatchPool
 from dialer.providers.base import VoiceProvider
 from dialer.providers.http import HttpProvider
 from dialer.providers.sim import SimProvider
+from dialer.renewal import LeaseRenewer
 from dialer.repository import CallRepository, CampaignRepository, SuppressionRepository
 from dialer.settings import DialerSettings, get_settings
 from outbound_core.events import (
@@ -57,6 +58,15 @@ def build_app(settings: DialerSettings) -> FastAPI:
         lease_min_real_seconds=settings.lease_min_real_seconds,
         pool=pool,
     )
+    renewer = LeaseRenewer(
+        calls=calls,
+        bus=rt.bus,
+        clock=rt.clock,
+        placing=handlers.placing,
+        max_call_seconds=settings.max_call_seconds,
+        fraction=settings.lease_renew_fraction,
+        grace_seconds=settings.lease_renew_grace_seconds,
+    )
     if pool is not None:
         rt.tickers.append(pool)  # stopped before the broker: dispatches in progress finish
     provider.on_end(handlers.on_call_result)
@@ -64,6 +74,7 @@ def build_app(settings: DialerSettings) -> FastAPI:
         provider.on_callback(handlers.on_gateway_callback)
     rt.startup.append(calls.ensure_indexes)
     rt.after_broker_loss.append(handlers.republish)
+    rt.every("lease-renewal", renewer.renew, settings.lease_renew_check_seconds)
     provider.install(rt)
     rt.consume(
         CAMPAIGNS,

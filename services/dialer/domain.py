@@ -108,3 +108,37 @@ def abort_reason(
     if not built.is_open(now):
         return "outside_window"
     return None
+
+
+def lease_ttl_seconds(
+    *, granted_at: datetime, lease_expires_at: datetime, min_real_seconds: float, speed: float
+) -> float:
+    """How long (virtual seconds) a lease lasts from a grant or a renewal: its virtual TTL,
+    or the allocator's floor in real seconds when the simulated clock runs faster."""
+    return max((lease_expires_at - granted_at).total_seconds(), min_real_seconds * speed)
+
+
+def renewal_due(
+    *,
+    status: str,
+    placing: bool,
+    since: datetime,
+    renewed_at: datetime,
+    ttl_seconds: float,
+    now: datetime,
+    max_call_seconds: float,
+    grace_seconds: float,
+    fraction: float,
+) -> bool:
+    """Whether the dialer renews a call's lease now.
+
+    Only a call being placed or live is renewed, and only every ``fraction`` of the lease's
+    TTL. A live call stops being renewed once it has run longer than any call may
+    (``max_call_seconds`` plus ``grace_seconds`` after ``since``, when it was dialled): a call
+    whose end is never reported then still loses its lease. A call this process is still
+    placing (waiting on the provider) is renewed for as long as it waits."""
+    if status not in ("dialing", "active"):
+        return False
+    if not placing and (now - since).total_seconds() > max_call_seconds + grace_seconds:
+        return False
+    return (now - renewed_at).total_seconds() >= ttl_seconds * fraction

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from dialer.campaigns import CampaignProjection
-from dialer.domain import abort_reason, contact_variables, render_template
+from dialer.domain import abort_reason, contact_variables, lease_ttl_seconds, render_template
 from dialer.metrics import CALLS_ABORTED, CALLS_ENDED, CALLS_PLACED, DISPATCH_SECONDS
 from dialer.pool import DispatchPool
 from dialer.providers.base import CallResult, DialOrder, ProviderError, VoiceProvider
@@ -54,6 +54,7 @@ class DialerHandlers:
         pool: DispatchPool | None = None,
     ) -> None:
         self.pool = pool
+        self.placing: set[str] = set()  # calls this process is waiting on the provider for
         self.suppressions = suppressions
         self.lease_min_real_seconds = lease_min_real_seconds
         self.calls = calls
@@ -107,7 +108,7 @@ class DialerHandlers:
                 # Recorded, then the dialer died before the network confirmed it. Judge it
                 # again: meanwhile the window may have closed, the number opted out or the
                 # lease expired (and its slot gone to another call).
-                reason = self._refusal(env, d, campaign, suppressed=suppressed)
+                reason = self._refusal(env, d, campaign, suppressed=suppressed, renewed=existing)
                 if reason is not None:
                     if await self.calls.abandon(
                         call_id=call_id, reason=reason, at=self.clock.now()
@@ -119,9 +120,10 @@ class DialerHandlers:
                 log_.info("resuming a call recorded but not confirmed dialled")
                 await self._place(existing, causation=env)
             else:
-                # Dispatched again (the allocator's answer to a planner that still waits for
-                # this attempt: the broker lost what followed): tell its outcome again, same
-                # event ids, so whoever had it ignores it.
+                # Dispatched again: the allocator's answer to a planner that still waits for
+                # this attempt (the broker lost what followed), or a redelivery after the dialer
+                # stopped between storing the end and publishing it. Tell its outcome again,
+                # same event ids, so whoever had it ignores it.
                 await self._repeat_outcome(env, d, existing)
             return
         if aborted is not None:
@@ -158,15 +160,21 @@ class DialerHandlers:
         campaign: dict[str, Any] | None,
         *,
         suppressed: bool,
+        renewed: dict[str, Any] | None = None,
     ) -> str | None:
         """Why this dispatch must not be dialled now (the last-moment guard), or None.
-        ``campaign`` and ``suppressed`` are read when the dispatch is handled."""
+        ``campaign`` and ``suppressed`` are read when the dispatch is handled; ``renewed``: the
+        call recorded for it, whose lease this dialer may have renewed."""
+        deadline = self._lease_deadline(env, d)
+        if renewed is not None and renewed.get("lease_renewed_at") is not None:
+            ttl = timedelta(seconds=float(renewed.get("lease_ttl_seconds") or 0.0))
+            deadline = max(deadline, utc(renewed["lease_renewed_at"]) + ttl)
         reason = abort_reason(
             campaign=campaign,
             phone=d.dial.phone,
             contact_timezone=d.dial.timezone,
             now=self.clock.now(),
-            lease_expires_at=self._lease_deadline(env, d),
+            lease_expires_at=deadline,
             check_window=self.check_window,
             window=d.dial.window,
         )
@@ -208,6 +216,13 @@ class DialerHandlers:
             "agent_name": agent.get("name", ""),
             "context": variables,
             "lease_expires_at": d.lease_expires_at,
+            "lease_ttl_seconds": lease_ttl_seconds(
+                granted_at=env.occurred_at,
+                lease_expires_at=d.lease_expires_at,
+                min_real_seconds=self.lease_min_real_seconds,
+                speed=self.clock.speed,
+            ),
+            "lease_renewed_at": env.occurred_at,
             "sim_outcomes": list(d.dial.sim_outcomes),
             "status": "dialing",
             "created_at": self.clock.now(),
@@ -239,6 +254,7 @@ class DialerHandlers:
             agent_name=doc.get("agent_name", ""),
             context=doc.get("context") or {},
         )
+        self.placing.add(order.call_id)
         try:
             await self.provider.dial(order)
         except ProviderError as exc:
@@ -258,6 +274,8 @@ class DialerHandlers:
             )
             await self._end(doc, failed, closed_by="provider_error", failure=exc.reason)
             return
+        finally:
+            self.placing.discard(order.call_id)
         started_at = self.clock.now()
         # The call is live: its record and CallStarted go out together (a record left at
         # "dialing" by a crash in between is resumed with the same call id, and the provider
@@ -300,16 +318,7 @@ class DialerHandlers:
         wait for ever: its lease was released, so no expiry resolves it."""
         count = aborts = 0
         async for doc in self.calls.iter_all():
-            if doc.get("dialed_at") is not None:
-                await self.bus.emit(
-                    CALLS,
-                    self._started(doc, utc(doc["dialed_at"])),
-                    key=doc["task_id"],
-                    org_id=doc["org_id"],
-                    workspace_id=doc["workspace_id"],
-                    dedupe_parts=(doc["_id"],),
-                )
-            await self._republish_end(doc)
+            await self._publish_stored(doc)
             count += 1
         async for ab in self.calls.iter_aborts():
             if ab.get("org_id") is None:
@@ -327,28 +336,6 @@ class DialerHandlers:
             aborts += 1
         log.info("dialer state re-published", calls=count, aborts=aborts)
 
-    async def _republish_end(self, doc: dict[str, Any]) -> bool:
-        """CallEnded and LeaseReleased again for a call the provider (or its error) ended."""
-        ended = doc.get("status") == "ended" and doc.get("result_status")
-        if not ended or doc.get("closed_by") not in ("provider", "provider_error"):
-            return False
-        now = self.clock.now()
-        result = CallResult(
-            call_id=doc["_id"],
-            status=doc["result_status"],
-            outcome=doc.get("outcome"),
-            turns=doc.get("turns") or 0,
-            duration_seconds=doc.get("duration_seconds") or 0.0,
-            started_at=utc(doc.get("started_at") or now),
-            ended_at=utc(doc.get("ended_at") or now),
-            transcript=doc.get("transcript") or [],
-            cost=doc.get("cost") or 0.0,
-            callback_at=utc(doc["callback_at"]) if doc.get("callback_at") else None,
-            recording_url=doc.get("recording_url"),
-        )
-        await self._publish_end(doc, result)
-        return True
-
     async def _repeat_outcome(
         self, env: Envelope, d: TaskDispatched, existing: dict[str, Any]
     ) -> None:
@@ -360,8 +347,33 @@ class DialerHandlers:
         if existing.get("closed_by") == "aborted":
             await self._publish_abort(env, d, existing.get("failure") or "aborted")
             return
-        if await self._republish_end(existing):
-            log.info("call outcome re-published for a repeated dispatch", call_id=existing["_id"])
+        await self._publish_stored(existing)
+        log.info("call outcome re-published for a repeated dispatch", call_id=existing["_id"])
+
+    async def _publish_stored(self, doc: dict[str, Any]) -> None:
+        """A call's start and end as stored, again (same event ids: whoever had them ignores
+        them): after a broker loss, or when its dispatch is redelivered because the dialer
+        stopped between storing the end and publishing it."""
+        closed_by = doc.get("closed_by")
+        ended = doc.get("status") == "ended" and doc.get("result_status")
+        started = doc.get("dialed_at") or (
+            doc.get("started_at") if ended and closed_by == "provider" else None
+        )
+        if started is not None:
+            await self._publish_for(
+                doc, CALLS, self._started(doc, utc(started)), key=doc["task_id"]
+            )
+        if ended and closed_by in ("provider", "provider_error"):
+            now = self.clock.now()
+            stored = {
+                **doc,
+                "started_at": doc.get("started_at") or now,
+                "ended_at": doc.get("ended_at") or now,
+            }
+            await self._publish_end(doc, _result_from(doc["_id"], stored))
+        late = doc.get("late_result")
+        if late and closed_by in ("lease_expired", "aborted"):
+            await self._publish_late(doc, _result_from(doc["_id"], late))
 
     async def _publish_abort(self, env: Envelope, d: TaskDispatched, reason: str) -> None:
         await self._publish_abort_of(
@@ -453,15 +465,35 @@ class DialerHandlers:
             log.warning("provider reported a call the dialer never recorded", call_id=r.call_id)
             return None
         if doc.get("status") == "ended" and doc.get("closed_by", "provider") != "provider":
-            await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
-            log.warning(
-                "late call result recorded, not counted",
-                call_id=r.call_id,
-                closed_by=doc.get("closed_by"),
-                status=r.status,
-            )
-            return "late"
+            return await self._late(doc, r)
         return await self._end(doc, r, closed_by="provider")
+
+    async def _late(self, doc: dict[str, Any], r: CallResult) -> str:
+        """The call ended after it was closed without its result (its lease expired, or it
+        was aborted after the network had taken it): the call did happen, so its end is
+        published all the same (same event ids as an end in time: consumers count it once)
+        and the planner folds it into the attempt. Its lease is long gone: nothing to give
+        back."""
+        await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
+        if doc.get("closed_by") == "provider_error":
+            # its end (failed) was published already: one end per call
+            log.warning("call result after a provider error recorded", call_id=r.call_id)
+            return "late"
+        log.warning(
+            "late call result: published for the attempt it belongs to",
+            call_id=r.call_id,
+            closed_by=doc.get("closed_by"),
+            status=r.status,
+        )
+        await self._publish_late(doc, r)
+        return "late"
+
+    async def _publish_late(self, doc: dict[str, Any], r: CallResult) -> None:
+        if doc.get("dialed_at") is None:  # the network took it, the dialer never said so
+            await self._publish_for(
+                doc, CALLS, self._started(doc, r.started_at), key=doc["task_id"]
+            )
+        await self._publish_for(doc, CALLS, self._ended(doc, r), key=doc["task_id"])
 
     async def _end(
         self, doc: dict[str, Any], r: CallResult, *, closed_by: str, failure: str | None = None
@@ -473,15 +505,30 @@ class DialerHandlers:
         else:
             now_doc = await self.calls.get(call_id=r.call_id) or doc
             if now_doc.get("closed_by", closed_by) != closed_by:
-                # Closed meanwhile by something else (a lease expiry): keep, never count twice.
-                await self.calls.record_late(call_id=r.call_id, fields=_result_fields(r))
-                return "late"
+                # Closed meanwhile by something else (a lease expiry): a late end.
+                return await self._late(now_doc, r)
         log.info("call ended", call_id=r.call_id, status=r.status, outcome=r.outcome, turns=r.turns)
+        if closed_by == "provider" and doc.get("dialed_at") is None:
+            # It rang, but the dialer stopped before it recorded so (and announced the start):
+            # announce it now, so that counters see every call the network placed.
+            await self._publish_for(
+                doc, CALLS, self._started(doc, r.started_at), key=doc["task_id"]
+            )
         await self._publish_end(doc, r)
         return "recorded" if first else "duplicate"
 
     async def _publish_end(self, doc: dict[str, Any], r: CallResult) -> None:
-        ended = CallEnded(
+        await self._publish_for(doc, CALLS, self._ended(doc, r), key=doc["task_id"])
+        released = LeaseReleased(
+            lease_id=doc["lease_id"],
+            task_id=doc["task_id"],
+            attempt=doc["attempt"],
+            call_id=r.call_id,
+        )
+        await self._publish_for(doc, ALLOCATOR, released, key=doc["org_id"])
+
+    def _ended(self, doc: dict[str, Any], r: CallResult) -> CallEnded:
+        return CallEnded(
             call_id=r.call_id,
             task_id=doc["task_id"],
             campaign_id=doc["campaign_id"],
@@ -500,14 +547,6 @@ class DialerHandlers:
             started_at=r.started_at,
             ended_at=r.ended_at,
         )
-        await self._publish_for(doc, CALLS, ended, key=doc["task_id"])
-        released = LeaseReleased(
-            lease_id=doc["lease_id"],
-            task_id=doc["task_id"],
-            attempt=doc["attempt"],
-            call_id=r.call_id,
-        )
-        await self._publish_for(doc, ALLOCATOR, released, key=doc["org_id"])
 
     # -- http provider callbacks --------------------------------------------------------------
 
@@ -542,7 +581,7 @@ class DialerHandlers:
 
     async def on_lease_expired(self, env: Envelope, ev: LeaseExpired) -> None:
         """The call's end never arrived: close the record (the planner counts the attempt as
-        failed). A result that arrives later is kept but not counted."""
+        failed). A result that arrives later is published as a late end (see ``_late``)."""
         call_id = stable_id("call", ev.task_id, ev.attempt)
         if self.pool is not None:
             await self.pool.settle((ev.task_id, ev.attempt))
@@ -586,3 +625,20 @@ def _result_fields(r: CallResult) -> dict[str, Any]:
         "ended_at": r.ended_at,
         "recording_url": r.recording_url,
     }
+
+
+def _result_from(call_id: str, fields: dict[str, Any]) -> CallResult:
+    """A stored ``late_result`` (see ``_result_fields``) back as the provider's result."""
+    return CallResult(
+        call_id=call_id,
+        status=fields["result_status"],
+        outcome=fields.get("outcome"),
+        turns=fields.get("turns") or 0,
+        duration_seconds=fields.get("duration_seconds") or 0.0,
+        started_at=utc(fields["started_at"]),
+        ended_at=utc(fields["ended_at"]),
+        transcript=fields.get("transcript") or [],
+        cost=fields.get("cost") or 0.0,
+        callback_at=utc(fields["callback_at"]) if fields.get("callback_at") else None,
+        recording_url=fields.get("recording_url"),
+    )

@@ -30,6 +30,31 @@ class CallRepository:
             d async for d in self.calls.find({"status": "dialing", "created_at": {"$lt": before}})
         ]
 
+    async def live(self) -> list[Doc]:
+        """Calls being placed or in progress (their leases are renewed)."""
+        fields = {
+            "status": 1,
+            "lease_id": 1,
+            "task_id": 1,
+            "attempt": 1,
+            "org_id": 1,
+            "workspace_id": 1,
+            "created_at": 1,
+            "dialed_at": 1,
+            "lease_renewed_at": 1,
+            "lease_ttl_seconds": 1,
+            "correlation_id": 1,
+        }
+        return [
+            d async for d in self.calls.find({"status": {"$in": ["dialing", "active"]}}, fields)
+        ]
+
+    async def mark_renewed(self, *, call_id: str, lease_id: str, at: datetime) -> None:
+        await self.calls.update_one(
+            {"_id": call_id, "lease_id": lease_id, "status": {"$in": ["dialing", "active"]}},
+            {"$set": {"lease_renewed_at": at}},
+        )
+
     async def insert(self, *, doc: Doc) -> bool:
         """Record a call before it is dialled; False if this attempt already has one."""
         try:
@@ -99,7 +124,8 @@ class CallRepository:
         return res.modified_count == 1
 
     async def record_late(self, *, call_id: str, fields: Doc) -> None:
-        """Keep a result that arrived after the call was closed (reconciliation, no counting)."""
+        """Keep a result that arrived after the call was closed (its lease expired, or it was
+        aborted after the network took it): published as the attempt's late end."""
         await self.calls.update_one({"_id": call_id}, {"$set": {"late_result": fields}})
 
     async def record_abort(self, *, lease_id: str, doc: Doc) -> bool:

@@ -66,6 +66,22 @@ class DialerSettings(ServiceSettings):
         "granted, however fast the simulated clock runs (match SLOT_ALLOCATOR_LEASE_MIN_REAL_"
         "SECONDS): a loaded dialer must not refuse leases the allocator still holds.",
     )
+    lease_renew_fraction: float = Field(
+        1 / 3,
+        gt=0,
+        lt=1,
+        description="A call's lease is renewed each time this fraction of the lease's TTL "
+        "has passed (virtual time) while the call is being placed or is live.",
+    )
+    lease_renew_check_seconds: float = Field(
+        1.0, gt=0, description="Real seconds between looks for leases due for renewal."
+    )
+    lease_renew_grace_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A live call's lease is renewed until max_call_seconds plus this (virtual "
+        "seconds) after it was dialled; a call whose end never comes then loses its lease.",
+    )
     dispatch_concurrency: int = Field(
         32,
         ge=1,

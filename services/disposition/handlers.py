@@ -68,6 +68,7 @@ class DispositionHandlers:
                 campaign_id=call.campaign_id,
                 attempt=call.attempt,
                 disposition=existing["disposition"],
+                phone_index=call.phone_index,
                 raw_outcome=existing["raw_outcome"],
                 connected=existing["connected"],
                 terminal=existing["terminal"],

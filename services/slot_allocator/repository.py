@@ -112,11 +112,50 @@ class AllocatorRepository:
         except DuplicateKeyError:
             return False
 
-    async def end_lease(self, *, lease_id: str, status: str, at: datetime) -> bool:
-        res = await self.leases.update_one(
-            {"_id": lease_id, "status": "active"}, {"$set": {"status": status, "ended_at": at}}
-        )
+    async def end_lease(
+        self,
+        *,
+        lease_id: str,
+        status: str,
+        at: datetime,
+        due_by: tuple[datetime, float] | None = None,
+    ) -> bool:
+        """End an active lease. With ``due_by`` (virtual now, real now) only if it is still
+        due then: a renewal stored first wins over an expiry decided on older deadlines."""
+        flt: Doc = {"_id": lease_id, "status": "active"}
+        if due_by is not None:
+            flt["expires_at"] = {"$lte": due_by[0]}
+            flt["real_deadline"] = {"$lte": due_by[1]}
+        res = await self.leases.update_one(flt, {"$set": {"status": status, "ended_at": at}})
         return res.modified_count == 1
+
+    async def get_lease(self, *, lease_id: str) -> Doc | None:
+        return await self.leases.find_one({"_id": lease_id})
+
+    async def renew_lease(
+        self,
+        *,
+        lease_id: str,
+        task_id: str,
+        attempt: int,
+        expires_at: datetime,
+        real_deadline: float,
+        at: datetime,
+    ) -> bool:
+        """Extend a lease, only while it is active and held for (task, attempt): the fence
+        against a stale holder and against reviving an expired lease."""
+        res = await self.leases.update_one(
+            {"_id": lease_id, "task_id": task_id, "attempt": attempt, "status": "active"},
+            {
+                "$set": {
+                    "expires_at": expires_at,
+                    "real_deadline": real_deadline,
+                    "renewed_at": at,
+                },
+                "$inc": {"renewals": 1},
+            },
+        )
+        return res.matched_count == 1
 
     async def lease_statuses(self, *, ids: list[str]) -> dict[str, str]:
         if not ids:

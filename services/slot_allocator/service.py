@@ -20,6 +20,7 @@ from outbound_core.events import (
     Envelope,
     LeaseExpired,
     LeaseReleased,
+    LeaseRenewed,
     SlotsConfigured,
     TaskDispatched,
     TaskQueued,
@@ -29,6 +30,7 @@ from outbound_core.ids import new_id
 from outbound_core.kafka import EventBus
 from outbound_core.topics import DISPATCH
 from slot_allocator.domain import Allocator, Lease, QueuedTask, WorkspaceSlots
+from slot_allocator.leases import is_due, renewal_verdict, renewed_deadlines
 from slot_allocator.metrics import DECISION_SECONDS, QUEUE_WAIT_SECONDS
 from slot_allocator.repository import AllocatorRepository, Doc
 
@@ -260,6 +262,7 @@ class SlotService:
             CampaignWithdrawn: self.on_campaign_withdrawn,
             CampaignStatusChanged: self.on_campaign_status,
             LeaseReleased: self.on_lease_released,
+            LeaseRenewed: self.on_lease_renewed,
             SlotsConfigured: self.on_slots_configured,
         }
 
@@ -371,6 +374,40 @@ class SlotService:
             self.repo.end_lease(lease_id=ev.lease_id, status="released", at=self.clock.now()),
             self.repo.unfence_lease(org_id=env.org_id, lease_id=ev.lease_id),
         )
+
+    async def on_lease_renewed(self, env: Envelope, ev: LeaseRenewed) -> None:
+        """The dialer still places, or still has live, this lease's call: a full TTL more,
+        only for the lease's current holder (see ``leases``)."""
+        await self.ensure_owned(env.org_id)
+        doc = await self.repo.get_lease(lease_id=ev.lease_id)
+        verdict = renewal_verdict(doc, task_id=ev.task_id, attempt=ev.attempt)
+        if verdict != "renew" or doc is None:
+            log.info("lease renewal refused", lease_id=ev.lease_id, task_id=ev.task_id, why=verdict)
+            return
+        now, real_now = self.clock.now(), time.time()
+        new = renewed_deadlines(
+            now=now,
+            real_now=real_now,
+            ttl=self.lease_ttl,
+            ttl_real=max(self.lease_min_real, self.clock.real_seconds(self.lease_ttl)),
+            current_expires_at=utc(doc["expires_at"]),
+            current_real_deadline=float(doc["real_deadline"]),
+        )
+        if not await self.repo.renew_lease(
+            lease_id=ev.lease_id,
+            task_id=ev.task_id,
+            attempt=ev.attempt,
+            expires_at=new.expires_at,
+            real_deadline=new.real_deadline,
+            at=now,
+        ):
+            return  # expired or released meanwhile: never revived
+        tracked = self.lease_docs.get(ev.lease_id)
+        if tracked is not None:
+            tracked.update(expires_at=new.expires_at, real_deadline=new.real_deadline)
+            heapq.heappush(
+                self.expiries, (new.real_deadline, new.expires_at, env.org_id, ev.lease_id)
+            )
 
     # loops -------------------------------------------------------------------------------------
     async def dispatch(self) -> None:
@@ -526,6 +563,8 @@ class SlotService:
             _, _, org_id, lease_id = entry
             if lease_id not in self.lease_docs or org_id not in self.owned:
                 continue  # released meanwhile, or the org moved to another instance
+            if not is_due(self.lease_docs[lease_id], now=now, real_now=real_now):
+                continue  # renewed: a later entry of the heap holds its new deadlines
             if real_now < self.expire_from.get(org_id, 0.0):
                 deferred.append(entry)  # just taken over: releases may still be on the way
                 continue
@@ -533,12 +572,22 @@ class SlotService:
                 self._forget(org_id)
                 continue
             doc = self.lease_docs.pop(lease_id)
-            await self._expire_one(org_id, lease_id, doc, now)
+            await self._expire_one(org_id, lease_id, doc, now, real_now)
         for entry in deferred:
             heapq.heappush(self.expiries, entry)
 
-    async def _expire_one(self, org_id: str, lease_id: str, doc: Doc, now: datetime) -> None:
-        ended = await self.repo.end_lease(lease_id=lease_id, status="expired", at=now)
+    async def _expire_one(
+        self, org_id: str, lease_id: str, doc: Doc, now: datetime, real_now: float
+    ) -> None:
+        ended = await self.repo.end_lease(
+            lease_id=lease_id, status="expired", at=now, due_by=(now, real_now)
+        )
+        if not ended:
+            stored = await self.repo.get_lease(lease_id=lease_id)
+            if stored is not None and stored.get("status") == "active":
+                # renewed between the check and the write: the renewal wins, keep tracking
+                self._track_lease(stored)
+                return
         await self.repo.unfence_lease(org_id=org_id, lease_id=lease_id)
         self.alloc.release(org_id, lease_id)
         self.kick()

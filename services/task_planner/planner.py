@@ -36,6 +36,7 @@ from outbound_core.windows import CallingWindow, Closed
 from task_planner.domain import (
     ACTIVE_STATUSES,
     ALL_STATUSES,
+    FINAL_STATUSES,
     SCHEDULABLE_STATUSES,
     DecisionCache,
     Next,
@@ -48,6 +49,7 @@ from task_planner.domain import (
     replanned_due,
     restart_fields,
 )
+from task_planner.late_ends import attempt_open, fold_late_end
 from task_planner.realtime import attempt_priority, dial_extras, is_realtime, policy_for
 from task_planner.repository import Doc, PlannerRepository
 from task_planner.timer import DueTimer
@@ -88,6 +90,7 @@ class Planner:
         self.stale_after = stale_after
         self.reconcile_batch = reconcile_batch
         self.kick: Any = lambda: None
+        self.unsure: set[str] = set()  # tasks whose last decision failed mid-write
 
     # start-up ----------------------------------------------------------------------------------
     async def rebuild(self) -> None:
@@ -266,7 +269,10 @@ class Planner:
                 task_id=t["_id"],
                 expect_status=[t["status"]],
                 expect_attempt=t["attempt"],
-                set_fields=restart_fields(len(t["phones"]), now),
+                set_fields={
+                    **restart_fields(len(t["phones"]), now),
+                    "run_first_attempt": t["attempt"] + 1,
+                },
             )
             if new is not None:
                 await self._publish_lead(new, causation=env)
@@ -410,6 +416,7 @@ class Planner:
             ended_at=self.clock.now(),
             call_id=ev.call_id,
             retryable=ev.custom and not ev.terminal,
+            phone_index=ev.phone_index,
         )
 
     async def _resolve_attempt(
@@ -424,11 +431,27 @@ class Planner:
         ended_at: datetime,
         call_id: str | None,
         retryable: bool = False,
+        phone_index: int | None = None,
     ) -> None:
         task = await self.repo.get(task_id)
         if task is None:
             raise LookupError(f"unknown task {task_id}")
-        if task["attempt"] != attempt or task["status"] not in ("queued", "dialing"):
+        if not attempt_open(status=task["status"], task_attempt=task["attempt"], attempt=attempt):
+            if call_id is not None and attempt >= int(task.get("run_first_attempt", 0)):
+                # A call's end (possibly late): folded into its attempt, once.
+                await self._fold_late(
+                    env,
+                    task_id=task_id,
+                    attempt=attempt,
+                    call_id=call_id,
+                    phone_index=phone_index,
+                    disposition=disposition,
+                    terminal=terminal,
+                    callback_at=callback_at,
+                    ended_at=ended_at,
+                    retryable=retryable,
+                )
+                return
             # Already applied (redelivery) or stale: re-publish the current state so that a
             # crash between the write and the publish is repaired (same seq, same event id).
             if any(h.get("attempt") == attempt for h in task.get("history", [])):
@@ -442,7 +465,10 @@ class Planner:
                 task_id=task_id,
                 expect_status=["queued", "dialing"],
                 expect_attempt=attempt,
-                set_fields=restart_fields(len(task["phones"]), now),
+                set_fields={
+                    **restart_fields(len(task["phones"]), now),
+                    "run_first_attempt": attempt + 1,
+                },
             )
             if new is not None:
                 await self._publish_lead(new, causation=env)
@@ -503,6 +529,125 @@ class Planner:
         if fields["due_at"] is None:
             await self._check_drained(env, new)
 
+    async def _fold_late(
+        self,
+        env: Envelope,
+        *,
+        task_id: str,
+        attempt: int,
+        call_id: str,
+        phone_index: int | None,
+        disposition: str,
+        terminal: bool,
+        callback_at: datetime | None,
+        ended_at: datetime,
+        retryable: bool,
+    ) -> None:
+        """The end of a call whose attempt was already decided without it (its lease expired,
+        or it was aborted after the network took it): into its history and counters, once
+        (see ``late_ends``). Compare-and-set on the task's ``seq``; retried if it moved."""
+        for _ in range(5):
+            task = await self.repo.get(task_id)
+            if task is None:
+                raise LookupError(f"unknown task {task_id}")
+            policy = policy_for(task, self.campaigns.get(task["campaign_id"], {}))
+            if retryable:
+                policy = replace(policy, retry_outcomes=policy.retry_outcomes | {disposition})
+            pos = _position(task)
+            fold = fold_late_end(
+                history=list(task.get("history") or []),
+                pos=pos,
+                attempt=attempt,
+                call_id=call_id,
+                phone_index=phone_index,
+                disposition=disposition,
+                terminal=terminal,
+                ended_at=ended_at,
+                policy=policy,
+            )
+            if fold.kind == "duplicate":
+                await self._publish_lead(task, causation=env)
+                return
+            status = task["status"]
+            fields: Doc = {
+                "history": fold.history,
+                "phone_states": [asdict(p) for p in fold.position.phones],
+            }
+            withdraw = False
+            settled = status in (*SCHEDULABLE_STATUSES, "queued")
+            if fold.finishes and (settled or status == "not_reachable"):
+                fields.update(
+                    status="completed",
+                    due_at=None,
+                    callback=False,
+                    last_disposition=disposition,
+                    reason=None,
+                )
+                withdraw = status == "queued"
+            elif fold.kind == "append" and settled and fold.history[-1]["attempt"] == attempt:
+                # Handed back uncounted, and nothing decided since: decide now, as if it had
+                # ended in time (so the policy's attempts are never exceeded).
+                same_phone = phone_index is None or phone_index == pos.phone_index
+                if same_phone:
+                    nxt = after_attempt(
+                        policy=policy,
+                        pos=pos,
+                        disposition=disposition,
+                        terminal=terminal,
+                        ended_at=ended_at,
+                        callback_at=callback_at,
+                    )
+                    fields.update(
+                        status=nxt.status,
+                        phone_index=nxt.position.phone_index,
+                        pass_number=nxt.position.pass_number,
+                        phone_states=[asdict(p) for p in nxt.position.phones],
+                        due_at=to_ms(nxt.due_at) if nxt.due_at else None,
+                        callback=nxt.callback,
+                        last_disposition=nxt.final_disposition or disposition,
+                        reason=None,
+                    )
+                    withdraw = status == "queued"
+            new = await self.repo.replace_if_seq(
+                task_id=task_id, seq=task["seq"], set_fields=fields
+            )
+            if new is None:
+                continue  # the task moved meanwhile: decide again on its new state
+            log.warning(
+                "late call end folded into its attempt",
+                task_id=task_id,
+                attempt=attempt,
+                call_id=call_id,
+                kind=fold.kind,
+                disposition=disposition,
+                status=new["status"],
+            )
+            if withdraw:
+                await self.bus.emit(
+                    ALLOCATOR,
+                    TaskWithdrawn(
+                        task_id=task_id,
+                        campaign_id=task["campaign_id"],
+                        attempt=task["attempt"],
+                        reason="late_end",
+                    ),
+                    key=task["org_id"],
+                    org_id=task["org_id"],
+                    workspace_id=task["workspace_id"],
+                    causation=env,
+                    dedupe_parts=(task_id, task["attempt"], "late_end"),
+                )
+            await self._publish_lead(new, causation=env)
+            due = new.get("due_at")
+            if new["status"] in SCHEDULABLE_STATUSES and due is not None:
+                if self._running(new["campaign_id"]):
+                    self.timer.push(utc(due), task_id)
+                    self.kick()
+            elif new["status"] in FINAL_STATUSES and status not in FINAL_STATUSES:
+                await self._check_drained(env, new)
+            return
+        raise RuntimeError(f"task {task_id} kept changing while a late end was folded")
+
     async def _check_drained(self, env: Envelope | None, task: Doc) -> None:
         """Publish CampaignDrained once no task of ``task``'s campaign can be called again."""
         campaign_id = task["campaign_id"]
@@ -530,13 +675,26 @@ class Planner:
         due = self.timer.pop_due(now, self.tick_batch)
         if not due:
             return
-        tasks = {t["_id"]: t for t in await self.repo.get_many([tid for _, tid in due])}
+        try:
+            tasks = {t["_id"]: t for t in await self.repo.get_many([tid for _, tid in due])}
+        except BaseException:
+            # The database did not answer (a restart): the popped entries are the only
+            # reminder of these due tasks in this process, so put them back for the next tick.
+            self.timer.extend(due)
+            raise
         cache = DecisionCache(now, recheck=self.recheck)
         ready: dict[str, Doc] = {}
         for due_at, task_id in due:
             t = tasks.get(task_id)
             if t is None or t["status"] not in SCHEDULABLE_STATUSES or t.get("due_at") is None:
                 continue
+            if task_id in self.unsure:
+                # its last decision failed mid-write: the write may have moved its due time
+                # without the timer hearing of it; follow the stored one
+                self.unsure.discard(task_id)
+                if to_ms(utc(t["due_at"])) != to_ms(due_at):
+                    self.timer.push(utc(t["due_at"]), task_id)
+                    continue
             if to_ms(utc(t["due_at"])) != to_ms(due_at) or not self._running(t["campaign_id"]):
                 continue  # stale entry, or parked until the campaign runs again
             ready[task_id] = t
@@ -555,11 +713,16 @@ class Planner:
             *(consider(t) for t in ready.values()), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
+        for t, r in zip(ready.values(), results, strict=True):
+            if isinstance(r, BaseException):  # considered again at the next tick
+                self.unsure.add(t["_id"])
+                self.timer.push(utc(t["due_at"]), t["_id"])
         if len(due) == self.tick_batch:
             self.kick()
         if errors:
             # Re-raised after the others finished: the ticker logs it and runs again; a task
-            # whose write failed is found again by the reconciliation.
+            # whose decision failed was put back above (a queued one whose announcement was
+            # lost is found again by the reconciliation).
             raise errors[0]
 
     def window_for(self, task: Doc, campaign: Doc) -> CallingWindow | Closed:

@@ -94,6 +94,14 @@ class PlannerRepository:
             flt, update, return_document=ReturnDocument.AFTER
         )
 
+    async def replace_if_seq(self, *, task_id: str, seq: int, set_fields: Doc) -> Doc | None:
+        """Apply a change only if the task is still at ``seq`` (nothing else changed it)."""
+        return await self.tasks.find_one_and_update(
+            {"_id": task_id, "seq": seq},
+            {"$set": set_fields, "$inc": {"seq": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+
     async def schedulable(self, *, campaign_id: str | None = None) -> list[Doc]:
         flt: Doc = {"status": {"$in": list(SCHEDULABLE_STATUSES)}}
         if campaign_id is not None:

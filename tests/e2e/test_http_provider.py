@@ -169,7 +169,7 @@ def test_gateway_gets_the_rendered_call_with_idempotency_key(
     assert len({p.body["call_id"] for p in ben}) == 2
 
 
-def test_late_result_after_lease_expiry_is_recorded_not_counted(
+def test_late_result_after_lease_expiry_is_folded_into_its_attempt(
     campaign: dict[str, Any], http_stack: DevStack, hapi: httpx.Client, gateway: Gateway
 ) -> None:
     hung = next(p for p in gateway.calls_for("+12127364004") if p.action == "hang")
@@ -191,8 +191,26 @@ def test_late_result_after_lease_expiry_is_recorded_not_counted(
         assert slow is not None
         assert (slow["closed_by"], slow["failure"]) == ("provider_error", "gateway_timeout")
         wait_until(lambda: calls.find_one({"_id": slow["_id"], "late_result": {"$exists": True}}))
-    after = hapi.get(f"/v1/campaigns/{campaign['id']}").json()
-    assert after["disposition_summary"] == campaign["disposition_summary"]
+    # The call did happen: its outcome is recorded and takes the place of the expiry's
+    # "failed" in that attempt, which is not counted again (Di still has two attempts and
+    # stays completed with the later attempt's outcome).
+    want = {**campaign["disposition_summary"], "not_interested": 1}
+    wait_until(
+        lambda: hapi.get(f"/v1/campaigns/{campaign['id']}").json()["disposition_summary"] == want,
+        message="the late outcome recorded",
+    )
+    leads = hapi.get(f"/v1/campaigns/{campaign['id']}/leads").json()["data"]
+    di = next(lead for lead in leads if lead["name"] == "Di")
+    assert (di["status"], di["attempts"]) == ("completed", 2)
+    with MongoClient(http_stack.mongo_url, tz_aware=True) as mongo:
+        task = mongo["outbound_task_planner"]["tasks"].find_one({"_id": di["id"]})
+    assert task is not None
+    assert [(h["attempt"], h["disposition"]) for h in task["history"]] == [
+        (1, "not_interested"),
+        (2, "interested"),
+    ]
+    assert task["history"][0]["expired_as"] == "failed"
+    assert (task["status"], task["last_disposition"]) == ("completed", "interested")
 
 
 def test_bad_callbacks_are_refused_and_logged(

@@ -129,11 +129,42 @@ class FakeRepo:
         self.leases[doc["_id"]] = dict(doc)
         return True
 
-    async def end_lease(self, *, lease_id: str, status: str, at: datetime) -> bool:
+    async def end_lease(
+        self,
+        *,
+        lease_id: str,
+        status: str,
+        at: datetime,
+        due_by: tuple[datetime, float] | None = None,
+    ) -> bool:
         d = self.leases.get(lease_id)
         if d is None or d["status"] != "active":
             return False
+        if due_by is not None and (d["expires_at"] > due_by[0] or d["real_deadline"] > due_by[1]):
+            return False
         d.update(status=status, ended_at=at)
+        return True
+
+    async def get_lease(self, *, lease_id: str) -> dict[str, Any] | None:
+        d = self.leases.get(lease_id)
+        return None if d is None else dict(d)
+
+    async def renew_lease(
+        self,
+        *,
+        lease_id: str,
+        task_id: str,
+        attempt: int,
+        expires_at: datetime,
+        real_deadline: float,
+        at: datetime,
+    ) -> bool:
+        d = self.leases.get(lease_id)
+        if d is None or d["status"] != "active":
+            return False
+        if d["task_id"] != task_id or d["attempt"] != attempt:
+            return False
+        d.update(expires_at=expires_at, real_deadline=real_deadline, renewed_at=at)
         return True
 
     async def active_leases(self, *, org_id: str) -> list[dict[str, Any]]:
