@@ -71,6 +71,8 @@ def build_app(settings: PlannerSettings) -> FastAPI:
     ticker = rt.every("due-tasks", planner.tick, settings.tick_seconds)
     planner.kick = ticker.kick
     rt.every("reconcile-queued", planner.reconcile, settings.reconcile_seconds)
+    drains = rt.every("drain-check", planner.check_drains, settings.drain_check_seconds)
+    planner.kick_drains = drains.kick
     return build_http_app(rt, title="Outbound task-planner")
 
 

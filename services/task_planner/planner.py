@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,8 +79,10 @@ class Planner:
         stale_after: float = 60.0,
         reconcile_batch: int = 1000,
         tick_concurrency: int = 32,
+        drain_verify_seconds: float = 30.0,
     ) -> None:
         self.repo = repo
+        self.drain_verify_seconds = drain_verify_seconds
         self.bus = bus
         self.clock = clock
         self.timer = DueTimer()
@@ -90,6 +93,15 @@ class Planner:
         self.stale_after = stale_after
         self.reconcile_batch = reconcile_batch
         self.kick: Any = lambda: None
+        # campaigns one of whose tasks just became final: checked for a drain together, once
+        # per check loop, because the check reads the campaign's tasks (see check_drains)
+        self.drain_due: dict[str, tuple[Envelope | None, Doc]] = {}
+        self.kick_drains: Any = lambda: None
+        # per campaign: tasks still active when last counted, less the ones that became final
+        # since; a drain is checked only once it reaches zero (or it is unknown)
+        self.active_hint: dict[str, int] = {}
+        self.drain_later: dict[str, tuple[Envelope | None, Doc]] = {}
+        self._verified_at = time.monotonic()
         self.unsure: set[str] = set()  # tasks whose last decision failed mid-write
 
     # start-up ----------------------------------------------------------------------------------
@@ -107,6 +119,11 @@ class Planner:
         for t in await self.repo.in_status(campaign_id=None, statuses=["queued"]):
             if self._running(t["campaign_id"]):
                 await self._publish_queued(t)
+        # a drain decided just before a stop may not have been published
+        for cid in running:
+            c = self.campaigns[cid]
+            if c.get("org_id") and c.get("workspace_id"):
+                self._drain_soon(None, {"campaign_id": cid, **c})
         log.info("planner rebuilt", due_entries=len(self.timer), campaigns=len(self.campaigns))
 
     async def reconcile(self) -> int:
@@ -164,6 +181,7 @@ class Planner:
         }
 
     async def on_contacts_added(self, env: Envelope, ev: ContactsAdded) -> None:
+        self.active_hint.pop(ev.campaign_id, None)  # more tasks: counted again
         now = to_ms(self.clock.now())
         docs = []
         due: dict[str, datetime] = {}
@@ -313,6 +331,7 @@ class Planner:
             await self._check_drained(env, archived)
 
     async def on_status_changed(self, env: Envelope, ev: CampaignStatusChanged) -> None:
+        self.active_hint.pop(ev.campaign_id, None)  # a restart makes tasks active again
         await self.repo.upsert_campaign(campaign_id=ev.campaign_id, fields={"status": ev.status})
         self.campaigns.setdefault(ev.campaign_id, {"_id": ev.campaign_id})["status"] = ev.status
         if ev.action == "restart":
@@ -527,7 +546,7 @@ class Planner:
             self.timer.push(fields["due_at"], task_id)
             self.kick()
         if fields["due_at"] is None:
-            await self._check_drained(env, new)
+            self._drain_soon(env, new)
 
     async def _fold_late(
         self,
@@ -644,16 +663,49 @@ class Planner:
                     self.timer.push(utc(due), task_id)
                     self.kick()
             elif new["status"] in FINAL_STATUSES and status not in FINAL_STATUSES:
-                await self._check_drained(env, new)
+                self._drain_soon(env, new)
             return
         raise RuntimeError(f"task {task_id} kept changing while a late end was folded")
+
+    def _drain_soon(self, env: Envelope | None, task: Doc) -> None:
+        """One of the campaign's tasks became final: check the campaign for a drain once the
+        tasks counted active at the last check have all become final, in the next check loop
+        (one check for every task that became final meanwhile). The check counts the
+        campaign's active tasks; run for every final task it made a campaign's end quadratic
+        in its size on a document server that counts by reading them."""
+        campaign_id = task["campaign_id"]
+        hint = self.active_hint.get(campaign_id)
+        if hint is not None:
+            self.active_hint[campaign_id] = hint - 1
+            if hint - 1 > 0:
+                self.drain_later[campaign_id] = (env, task)  # verified now and then
+                return
+        self.drain_due[campaign_id] = (env, task)
+        self.kick_drains()
+
+    async def check_drains(self) -> None:
+        due, self.drain_due = self.drain_due, {}
+        if time.monotonic() - self._verified_at >= self.drain_verify_seconds:
+            # the hint is a shortcut, never the truth: now and then every campaign it held back
+            self._verified_at = time.monotonic()
+            due = {**self.drain_later, **due}
+            self.drain_later = {}
+        for campaign_id, (env, task) in due.items():
+            try:
+                await self._check_drained(env, task)
+            except BaseException:
+                # not checked (the database did not answer): again at the next loop
+                self.drain_due.setdefault(campaign_id, (env, task))
+                raise
 
     async def _check_drained(self, env: Envelope | None, task: Doc) -> None:
         """Publish CampaignDrained once no task of ``task``'s campaign can be called again."""
         campaign_id = task["campaign_id"]
         if self.campaigns.get(campaign_id, {}).get("kind") == "realtime":
             return  # a lead stream never runs dry: the campaign runs until it is archived
-        if await self.repo.has_active(campaign_id=campaign_id, statuses=ACTIVE_STATUSES):
+        active = await self.repo.count_active(campaign_id=campaign_id, statuses=ACTIVE_STATUSES)
+        self.active_hint[campaign_id] = active
+        if active:
             return
         total = await self.repo.count(campaign_id=campaign_id)
         if total < self.campaigns.get(campaign_id, {}).get("expected_total", 0):

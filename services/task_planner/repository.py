@@ -138,11 +138,12 @@ class PlannerRepository:
             flt["campaign_id"] = campaign_id
         return [t async for t in self.tasks.find(flt)]
 
-    async def has_active(self, *, campaign_id: str, statuses: Sequence[str]) -> bool:
-        doc = await self.tasks.find_one(
-            {"campaign_id": campaign_id, "status": {"$in": list(statuses)}}, {"_id": 1}
+    async def count_active(self, *, campaign_id: str, statuses: Sequence[str]) -> int:
+        return int(
+            await self.tasks.count_documents(
+                {"campaign_id": campaign_id, "status": {"$in": list(statuses)}}
+            )
         )
-        return doc is not None
 
     async def count(self, *, campaign_id: str) -> int:
         return int(await self.tasks.count_documents({"campaign_id": campaign_id}))

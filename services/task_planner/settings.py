@@ -27,6 +27,11 @@ class PlannerSettings(ServiceSettings):
         60.0, description="A task queued this many real seconds ago is announced again."
     )
     reconcile_batch: int = Field(1000, description="Most tasks re-announced per check.")
+    drain_check_seconds: float = Field(
+        0.25,
+        description="Real seconds between checks of campaigns whose tasks became final for "
+        "whether nothing is left to call (one check per campaign, however many tasks ended).",
+    )
     recheck_hours: float = Field(
         24.0, description="A task with no window inside the horizon is re-checked this often."
     )

@@ -1,0 +1,88 @@
+"""When the planner checks a campaign for a drain (nothing left to call): once the tasks counted
+active at the last check have all become final, not once per final task; and every held-back
+campaign now and then, because the count is a shortcut and never the truth."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from outbound_core.clock import VirtualClock
+from task_planner.planner import Planner
+
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+class Repo:
+    def __init__(self, active: int, total: int) -> None:
+        self.active = active
+        self.total = total
+        self.counts = 0
+
+    async def count_active(self, *, campaign_id: str, statuses: Any) -> int:
+        self.counts += 1
+        return self.active
+
+    async def count(self, *, campaign_id: str) -> int:
+        return self.total
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def emit(self, topic: Any, payload: Any, **_: Any) -> None:
+        self.sent.append(payload)
+
+
+def _planner(repo: Repo, verify: float = 30.0) -> tuple[Planner, Bus]:
+    bus = Bus()
+    planner = Planner(
+        repo=repo,  # type: ignore[arg-type]
+        bus=bus,  # type: ignore[arg-type]
+        clock=VirtualClock(start=T0, anchor=0.0, speed=1.0),
+        tick_batch=10,
+        recheck=timedelta(hours=1),
+        drain_verify_seconds=verify,
+    )
+    planner.campaigns["c"] = {"_id": "c", "status": "running", "expected_total": 3}
+    return planner, bus
+
+
+TASK = {"campaign_id": "c", "org_id": "o", "workspace_id": "w"}
+
+
+def test_one_count_per_generation_of_active_tasks_and_the_drain_once_all_are_final() -> None:
+    async def run() -> None:
+        repo = Repo(active=2, total=3)
+        planner, bus = _planner(repo)
+        planner._drain_soon(None, TASK)  # the first final task: nothing known, counted
+        await planner.check_drains()
+        assert (repo.counts, bus.sent) == (1, [])
+        repo.active = 1
+        planner._drain_soon(None, TASK)  # one of the two: not counted again
+        await planner.check_drains()
+        assert repo.counts == 1
+        repo.active = 0
+        planner._drain_soon(None, TASK)  # the last: counted, drained
+        await planner.check_drains()
+        assert repo.counts == 2
+        assert [type(e).__name__ for e in bus.sent] == ["CampaignDrained"]
+
+    asyncio.run(run())
+
+
+def test_a_campaign_held_back_by_the_count_is_verified_now_and_then() -> None:
+    async def run() -> None:
+        repo = Repo(active=5, total=3)
+        planner, bus = _planner(repo, verify=0.0)
+        planner._drain_soon(None, TASK)
+        await planner.check_drains()
+        # every other task ended by a path that does not report here: the count is stale
+        repo.active = 0
+        planner._drain_soon(None, TASK)  # held back by the count (4 left)
+        await planner.check_drains()  # ...but verified, since verify=0
+        assert [type(e).__name__ for e in bus.sent] == ["CampaignDrained"]
+
+    asyncio.run(run())
