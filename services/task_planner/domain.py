@@ -109,12 +109,23 @@ def after_attempt(
     here = replace(pos, phones=tuple(phones))
 
     if disposition == "callback":
+        # The contact asked to be called back: the same phone, at the time asked for, as the
+        # next pass. A callback is a retry (it uses up an attempt): a contact who keeps asking
+        # is not called for ever, and one whose attempts are used up ends `completed` with the
+        # callback as its last outcome, for a person to follow up.
+        if pos.pass_number >= policy.max_attempts:
+            return Next(status="completed", position=here, final_disposition="callback")
         due = (
             callback_at
             if callback_at and callback_at > ended_at
             else (ended_at + policy.interval_after(pos.pass_number))
         )
-        return Next(status="waiting_retry", position=here, due_at=due, callback=True)
+        return Next(
+            status="waiting_retry",
+            position=replace(here, pass_number=pos.pass_number + 1),
+            due_at=due,
+            callback=True,
+        )
     if terminal or (disposition not in MOVE_ON and disposition not in policy.retry_outcomes):
         return Next(status="completed", position=here, final_disposition=disposition)
 

@@ -13,14 +13,11 @@ from outbound_core.invariants import summarize
 # The broker restart has its own deterministic test (test_broker_restart.py); the random one
 # stays in `make chaos` until this short suite has been run green with it often enough.
 SHORT_KINDS = tuple(k for k in KINDS if k != "broker_restart")
-# Breach kinds tolerated while open (docs/reliability.md, "Open"). The lease-expiry race
-# (`attempts`, `mismatch`) is fixed (lease renewal, late ends folded into their attempt); one
-# `attempts` case is still open: a `callback` outcome does not use up a pass of the planner's
-# policy, so a contact that asked for a callback can get one call more than `max_attempts`,
-# which the checker counts as a breach (a policy question, not a fault). Every other promise
-# (windows, opt-outs, no double dial or overlap, caps, agreement, no lost contact, graceful
-# shutdown, completion) must hold.
-KNOWN_OPEN = {"attempts"}
+# Breach kinds tolerated while open (docs/reliability.md, "Open"): none. The lease-expiry race
+# (`attempts`, `mismatch`) is fixed (lease renewal, late ends folded into their attempt), and a
+# `callback` uses up an attempt like any retry. Every promise (windows, opt-outs, no double dial
+# or overlap, caps, attempts, agreement, no lost contact, graceful shutdown, completion) must hold.
+KNOWN_OPEN: set[str] = set()
 
 
 @pytest.mark.timeout(900)

@@ -244,8 +244,31 @@ def test_callback_is_due_at_callback_time() -> None:
     assert d.status == "waiting_retry"
     assert d.callback is True
     assert d.due_at == cb
-    assert d.position.phone_index == 0 and d.position.pass_number == 1
+    # the same phone, as the next pass: a callback uses up an attempt
+    assert d.position.phone_index == 0 and d.position.pass_number == 2
     assert d.position.phones[0].last == "callback" and d.position.phones[0].attempts == 1
+
+
+def test_a_contact_that_keeps_asking_for_a_callback_gets_max_attempts_calls() -> None:
+    pol = policy(max_attempts=3)
+    pos = initial_position(1)
+    ended = T0 + CALL
+    calls = 0
+    while True:
+        calls += 1
+        d = after_attempt(
+            policy=pol,
+            pos=pos,
+            disposition="callback",
+            terminal=False,
+            ended_at=ended,
+            callback_at=ended + timedelta(hours=1),
+        )
+        if d.status != "waiting_retry":
+            break
+        pos, ended = d.position, d.due_at + CALL  # type: ignore[operator]
+    assert calls == 3
+    assert (d.status, d.final_disposition) == ("completed", "callback")
 
 
 @pytest.mark.parametrize("cb", [None, T0 - timedelta(hours=1), T0 + CALL])
