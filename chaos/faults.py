@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from outbound_core.devstack import SERVICES, DevStack
 from outbound_core.topics import ALL_TOPICS, DEADLETTER
@@ -98,13 +99,25 @@ POISON: tuple[bytes, ...] = (
 )
 
 
-async def _poison(servers: str, topics: tuple[str, ...]) -> None:
+async def _poison(servers: str, topics: tuple[str, ...], patience: float = 60.0) -> None:
+    """Every kind of poison on every input topic. Right after a broker restart the topics do
+    not exist until the services find the broker empty and recreate them: a send that fails
+    is tried again, like any producer would, for up to ``patience`` seconds."""
     producer = AIOKafkaProducer(bootstrap_servers=servers)
     await producer.start()
+    deadline = time.monotonic() + patience
     try:
         for topic in topics:
             for body in POISON:
-                await producer.send_and_wait(topic, body, key=b"chaos")
+                while True:
+                    try:
+                        await producer.send_and_wait(topic, body, key=b"chaos")
+                        break
+                    except KafkaError as exc:
+                        if time.monotonic() > deadline:
+                            log.warning("chaos: poison not delivered", topic=topic, error=repr(exc))
+                            break
+                        await asyncio.sleep(1.0)
     finally:
         await producer.stop()
 
