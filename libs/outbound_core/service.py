@@ -49,6 +49,9 @@ from outbound_core.topics import Topic
 
 log = structlog.get_logger(__name__)
 
+# In each service's own database: the broker epoch whose state the service has re-published.
+RUNTIME_COLLECTION = "outbound_runtime"
+
 
 class Ticker:
     """A background loop that runs ``fn`` every ``interval`` real seconds, or at once when
@@ -224,6 +227,11 @@ class Runtime:
                 await ensure_topics(self.settings)
                 self._epoch = await broker_epoch(self.settings)
                 await self.db.command("ping")
+                # The broker this service last re-published its state to (or started on): if
+                # it is not this one, the broker lost everything while the service was down,
+                # or the service died in the middle of its re-publish. Either way: again.
+                if self.after_broker_loss and await self._published_epoch() != self._epoch:
+                    self._republish_pending = True
                 return
             except Exception as exc:
                 log.warning("infrastructure not ready", attempt=attempt, error=repr(exc))
@@ -262,8 +270,18 @@ class Runtime:
             # check, or what it had not re-sent would be lost for good.
             for hook in self.after_broker_loss:
                 await hook()
+            await self._record_published_epoch()
             self._republish_pending = False
             log.info("state re-published after the broker loss", hooks=len(self.after_broker_loss))
+
+    async def _published_epoch(self) -> str | None:
+        doc = await self.db[RUNTIME_COLLECTION].find_one({"_id": "broker"})
+        return None if doc is None else str(doc.get("epoch"))
+
+    async def _record_published_epoch(self) -> None:
+        await self.db[RUNTIME_COLLECTION].update_one(
+            {"_id": "broker"}, {"$set": {"epoch": self._epoch}}, upsert=True
+        )
 
     async def _stop_gracefully(self) -> None:
         """SIGTERM: background loops finish their run in progress, consumers stop taking
