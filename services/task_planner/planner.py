@@ -471,10 +471,11 @@ class Planner:
                     retryable=retryable,
                 )
                 return
-            # Already applied (redelivery) or stale: re-publish the current state so that a
-            # crash between the write and the publish is repaired (same seq, same event id).
+            # Already applied (redelivery) or stale: what follows the current state again, so
+            # that a failure between the write and the publish is repaired (same seq, same
+            # event id).
             if any(h.get("attempt") == attempt for h in task.get("history", [])):
-                await self._publish_lead(task, causation=env)
+                await self._follow_up(env, task)
             return
         if task.get("restart_after_call"):
             # The campaign restarted while this call was in progress: the call is over, so
@@ -540,6 +541,15 @@ class Planner:
             push_history=history,
         )
         if new is None:
+            # Not applied by this write: another report of the attempt came first, or this
+            # very write was applied and its reply lost (the driver retried it after a database
+            # restart, and the retry found nothing left to match). Either way what follows the
+            # task's current state must happen, or a contact could wait for ever.
+            now_task = await self.repo.get(task_id)
+            if now_task is not None and any(
+                h.get("attempt") == attempt for h in now_task.get("history", [])
+            ):
+                await self._follow_up(env, now_task)
             return
         await self._publish_lead(new, causation=env)
         if fields["due_at"] is not None and self._running(new["campaign_id"]):
@@ -547,6 +557,18 @@ class Planner:
             self.kick()
         if fields["due_at"] is None:
             self._drain_soon(env, new)
+
+    async def _follow_up(self, env: Envelope, task: Doc) -> None:
+        """What follows a task's stored state, again: its lead (same seq, same event id), its
+        next due time in the timer, or its campaign's drain check. Each is idempotent."""
+        await self._publish_lead(task, causation=env)
+        due = task.get("due_at")
+        if task["status"] in SCHEDULABLE_STATUSES and due is not None:
+            if self._running(task["campaign_id"]):
+                self.timer.push(utc(due), task["_id"])
+                self.kick()
+        elif task["status"] in FINAL_STATUSES:
+            self._drain_soon(env, task)
 
     async def _fold_late(
         self,
