@@ -8,7 +8,7 @@ import pytest
 
 from chaos.faults import KINDS
 from chaos.runner import RunConfig, run
-from outbound_core.invariants import Breach, summarize
+from outbound_core.invariants import summarize
 
 # The broker restart has its own deterministic test (test_broker_restart.py); the random one
 # stays in `make chaos` until this short suite has been run green with it often enough.
@@ -23,17 +23,13 @@ SHORT_KINDS = tuple(k for k in KINDS if k != "broker_restart")
 KNOWN_OPEN = {"mismatch"}
 
 
-def _known_open(b: Breach) -> bool:
-    return b.kind in KNOWN_OPEN
-
-
 @pytest.mark.timeout(900)
 def test_promises_hold_under_faults() -> None:
     cfg = RunConfig(
         seed=101, contacts=40, fault_seconds=10, deadline_seconds=420, kinds=SHORT_KINDS
     )
     result = run(cfg)
-    breaches = [b for b in result.breaches if not _known_open(b)]
+    breaches = [b for b in result.breaches if b.kind not in KNOWN_OPEN]
     report = "\n".join(f"{b} {b.evidence}" for b in breaches[:40])
     assert not breaches, (
         f"seed {cfg.seed}: {summarize(breaches)} (logs: {result.data_dir}/logs)\n{report}"
