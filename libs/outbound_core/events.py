@@ -479,6 +479,9 @@ class CampaignDrained(Payload):
     TYPE: ClassVar[str] = "campaign.drained"
     campaign_id: str
     total_tasks: int
+    # calls whose disposition the planner applied: campaign-api completes the campaign once
+    # its counters show as many (they come on another topic and may trail this event)
+    dispositions: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------

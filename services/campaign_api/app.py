@@ -60,6 +60,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
         clock=rt.clock,
         max_contacts=settings.max_contacts,
         contacts_per_event=settings.contacts_per_event,
+        completion_grace=settings.completion_grace_seconds,
     )
     rt_repo = RealtimeRepository(rt.db)
     realtime = RealtimeService(repo=repo, rt=rt_repo, bus=rt.bus, outbox=outbox, clock=rt.clock)
@@ -85,7 +86,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
     rt.startup.append(startup)
     rt.shutdown.append(webhook_client.aclose)
     rt.shutdown.append(disposition_client.aclose)
-    views = Projections(repo=repo)
+    views = Projections(repo=repo, on_counted=svc.on_counted)
     rt.consume(
         CAMPAIGNS,
         (ContactsAdded, svc.on_contacts_added),
@@ -105,6 +106,8 @@ def build_app(settings: ApiSettings) -> FastAPI:
         (SuppressionRemoved, suppressed.on_removed),
     )
     rt.every("schedules", svc.run_schedules, settings.scheduler_seconds)
+    rt.every("overdue-completions", svc.complete_overdue, 5.0)
+    rt.every("counting", views.forget_settled, 1.0)
     rt.every("outbox-relay", outbox.relay, 2.0)
     app = build_http_app(
         rt,

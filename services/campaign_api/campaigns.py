@@ -4,6 +4,7 @@ events."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -62,8 +63,10 @@ class CampaignService:
         clock: Clock,
         max_contacts: int,
         contacts_per_event: int,
+        completion_grace: float = 30.0,
     ) -> None:
         self.repo = repo
+        self.completion_grace = completion_grace
         self.bus = bus
         self.outbox = outbox
         self.clock = clock
@@ -473,6 +476,8 @@ class CampaignService:
             fields["started_at"] = self.clock.now()
         if status in ("completed", "stopped"):
             fields["ended_at"] = self.clock.now()
+        if status in ("completed", "stopped") or action == "restart":
+            fields["completion_pending"] = None
         updated = await self.repo.set_status(
             campaign_id=doc["_id"], expect=[doc["status"]], status=status, fields=fields
         )
@@ -515,8 +520,46 @@ class CampaignService:
 
     # -------------------------------------------------------------------------------
     async def on_drained(self, env: Envelope, ev: CampaignDrained) -> None:
+        """Nothing of the campaign is left to call. It shows ``completed`` once its counters
+        hold every disposition the planner applied (those come on another topic and may still
+        be on their way), or after ``completion_grace`` seconds at the latest."""
         doc = await self.repo.campaigns.find_one({"_id": ev.campaign_id})
-        if doc is not None and doc["status"] in ("running", "paused", "scheduled"):
+        if doc is None or doc["status"] not in ("running", "paused", "scheduled"):
+            return
+        if ev.dispositions is None or _counted(doc) >= ev.dispositions:
+            await self._complete(doc)
+            return
+        pending = {"dispositions": ev.dispositions, "since": time.time()}
+        doc = await self.repo.set_status(
+            campaign_id=doc["_id"],
+            expect=[doc["status"]],
+            status=doc["status"],
+            fields={"completion_pending": pending},
+        )
+        if doc is not None and _counted(doc) >= ev.dispositions:
+            await self._complete(doc)  # the last one was counted meanwhile
+
+    async def on_counted(self, campaign_id: str, counters: Doc) -> None:
+        """A disposition of a campaign waiting for its counters was counted."""
+        pending = counters.get("completion_pending") or {}
+        if _counted(counters) >= pending.get("dispositions", 0):
+            await self._complete_by_id(campaign_id)
+
+    async def complete_overdue(self) -> None:
+        """Campaigns that waited ``completion_grace`` for their counters complete anyway."""
+        for doc in await self.repo.pending_completions(
+            older_than=time.time() - self.completion_grace
+        ):
+            log.warning("campaign completed before its counters caught up", campaign_id=doc["_id"])
+            await self._complete_by_id(doc["_id"])
+
+    async def _complete_by_id(self, campaign_id: str) -> None:
+        doc = await self.repo.campaigns.find_one({"_id": campaign_id})
+        if doc is not None:
+            await self._complete(doc)
+
+    async def _complete(self, doc: Doc) -> None:
+        if doc["status"] in ("running", "paused", "scheduled"):
             await self._transition(doc, "completed", action=None, reason="all_tasks_done")
 
     async def on_pause_requested(self, env: Envelope, ev: CampaignPauseRequested) -> None:
@@ -532,3 +575,8 @@ class CampaignService:
             reason=ev.reason,
             detail=ev.detail,
         )
+
+
+def _counted(counters: Doc) -> int:
+    """Dispositions in a campaign's counters."""
+    return sum(int(v) for v in (counters.get("disposition_summary") or {}).values())

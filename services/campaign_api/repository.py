@@ -1,6 +1,7 @@
 """campaign-api's own collections: orgs, workspaces, api_keys, agents, campaigns, leads (a
-projection of planner lead updates), applied (event ids already counted), suppressed (a
-projection of the org opt-out list from suppressions.v1) and outbox."""
+projection of planner lead updates), calls (one per call attempt, marked with the counters it
+was added to), suppressed (a projection of the org opt-out list from suppressions.v1) and
+outbox."""
 
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ class ApiRepository:
         self.agents = db["agents"]
         self.campaigns = db["campaigns"]
         self.leads = db["leads"]
-        self.applied = db["applied"]
         self.outbox = db["outbox"]
         self.calls = db["calls"]
         self.phone_maps = db["campaign_phones"]
@@ -43,6 +43,7 @@ class ApiRepository:
     async def ensure_indexes(self) -> None:
         await self.keys.create_index([("hash", ASCENDING)], unique=True)
         await self.campaigns.create_index([("workspace_id", ASCENDING), ("created_at", DESCENDING)])
+        await self.campaigns.create_index([("completion_pending.since", ASCENDING)], sparse=True)
         await self.campaigns.create_index([("status", ASCENDING)])
         await self.leads.create_index([("campaign_id", ASCENDING), ("status", ASCENDING)])
         await self.phone_maps.create_index([("campaign_id", ASCENDING)])
@@ -210,16 +211,40 @@ class ApiRepository:
         ]
 
     # projections --------------------------------------------------------------------------------
-    async def first_time(self, key: str) -> bool:
-        """True once per key: guards counter increments against redelivered events."""
-        try:
-            await self.applied.insert_one({"_id": key})
-            return True
-        except DuplicateKeyError:
-            return False
+    async def count_once(self, *, campaign_id: str, key: str, inc: dict[str, float]) -> Doc | None:
+        """Add ``inc`` to the campaign's counters unless ``key`` is among the keys it counted
+        lately, and note ``key`` there, in one write: a counter is never bumped without its
+        guard, nor guarded without its bump. The lasting guard is the call's ``counted``
+        marker (:meth:`mark_counted`), written next; until it is, a redelivered event finds
+        the key here. Returns the campaign's counters after the write (None if it was
+        already counted)."""
+        return await self.campaigns.find_one_and_update(
+            {"_id": campaign_id, "counting": {"$ne": key}},
+            {"$inc": inc, "$push": {"counting": key}},
+            projection={"disposition_summary": 1, "completion_pending": 1, "status": 1},
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def inc_campaign(self, *, campaign_id: str, inc: dict[str, float]) -> None:
         await self.campaigns.update_one({"_id": campaign_id}, {"$inc": inc})
+
+    async def mark_counted(self, *, call_id: str, what: str) -> None:
+        await self.calls.update_one({"_id": call_id}, {"$addToSet": {"counted": what}})
+
+    async def forget_counting(self, keys: dict[str, list[str]]) -> None:
+        """Drop keys whose call carries its lasting marker from their campaigns' short list."""
+        for campaign_id, done in keys.items():
+            await self.campaigns.update_one(
+                {"_id": campaign_id}, {"$pull": {"counting": {"$in": done}}}
+            )
+
+    async def pending_completions(self, *, older_than: float) -> list[Doc]:
+        return [
+            c
+            async for c in self.campaigns.find(
+                {"completion_pending.since": {"$lte": older_than}}, {"_id": 1, "status": 1}
+            )
+        ]
 
     async def insert_leads(self, docs: list[Doc]) -> None:
         """Idempotent: a redelivered batch leaves existing leads as they are."""
@@ -312,11 +337,20 @@ class ApiRepository:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def upsert_call(self, *, call_id: str, fields: Doc, on_insert: Doc | None = None) -> None:
+    async def upsert_call(self, *, call_id: str, fields: Doc, on_insert: Doc | None = None) -> Doc:
+        """Store what an event says of a call; the call as it is now (with the counters it
+        has already been added to, ``counted``)."""
         update: Doc = {"$set": fields}
         if on_insert:
             update["$setOnInsert"] = on_insert
-        await self.calls.update_one({"_id": call_id}, update, upsert=True)
+        doc: Doc | None = await self.calls.find_one_and_update(
+            {"_id": call_id},
+            update,
+            upsert=True,
+            projection={"counted": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc or {"_id": call_id}
 
     async def has_earlier_call(self, *, task_id: str, call_id: str) -> bool:
         doc = await self.calls.find_one({"task_id": task_id, "_id": {"$ne": call_id}}, {"_id": 1})

@@ -31,6 +31,13 @@ class ApiSettings(ServiceSettings):
         2000, description="Most contacts per ContactsAdded event (also capped at ~400 kB)."
     )
     scheduler_seconds: float = Field(0.2, description="Real seconds between schedule checks.")
+    completion_grace_seconds: float = Field(
+        30.0,
+        description=(
+            "Longest real wait, once the planner reports a campaign drained, for its counters to"
+            " show every disposition before the campaign is completed anyway."
+        ),
+    )
 
 
 @lru_cache

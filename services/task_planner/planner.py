@@ -342,6 +342,16 @@ class Planner:
             for t in await self.repo.in_status(campaign_id=ev.campaign_id, statuses=["queued"]):
                 await self._publish_queued(t)
             self.kick()
+            # a campaign with nothing left to call (all its contacts opted out, say) never
+            # sees a task become final: it is checked for its drain now
+            self._drain_soon(
+                env,
+                {
+                    "campaign_id": ev.campaign_id,
+                    "org_id": env.org_id,
+                    "workspace_id": env.workspace_id,
+                },
+            )
             return
         # Any other status: nothing new may be dialled; the allocator drops what it holds.
         await self.bus.emit(
@@ -732,9 +742,10 @@ class Planner:
         total = await self.repo.count(campaign_id=campaign_id)
         if total < self.campaigns.get(campaign_id, {}).get("expected_total", 0):
             return  # contacts still arriving
+        dispositions = await self.repo.count_dispositions(campaign_id=campaign_id)
         await self.bus.emit(
             LEADS,
-            CampaignDrained(campaign_id=campaign_id, total_tasks=total),
+            CampaignDrained(campaign_id=campaign_id, total_tasks=total, dispositions=dispositions),
             key=campaign_id,
             org_id=task["org_id"],
             workspace_id=task["workspace_id"],

@@ -147,3 +147,21 @@ class PlannerRepository:
 
     async def count(self, *, campaign_id: str) -> int:
         return int(await self.tasks.count_documents({"campaign_id": campaign_id}))
+
+    async def count_dispositions(self, *, campaign_id: str) -> int:
+        """Calls of the campaign whose disposition is in their task's history."""
+        cursor = await self.tasks.aggregate(
+            [
+                {"$match": {"campaign_id": campaign_id}},
+                {"$unwind": "$history"},
+                {
+                    "$match": {
+                        "history.call_id": {"$ne": None},
+                        "history.disposition": {"$ne": None},
+                    }
+                },
+                {"$count": "n"},
+            ]
+        )
+        rows = [r async for r in cursor]
+        return int(rows[0]["n"]) if rows else 0

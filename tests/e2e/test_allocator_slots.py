@@ -148,6 +148,19 @@ def _leases(mongo: MongoClient[Doc], org_id: str) -> list[Doc]:
     return list(mongo["outbound_slot_allocator"]["leases"].find({"org_id": org_id}))
 
 
+def _ended_leases(mongo: MongoClient[Doc], org_id: str, timeout: float = 90) -> list[Doc]:
+    """The org's leases once none is active. A call's release reaches the allocator on a topic
+    of its own, so after the campaign's completion it may still be a moment away; a release
+    that never comes shows as an expired lease."""
+
+    def ended() -> list[Doc] | None:
+        leases = _leases(mongo, org_id)
+        return leases if all(d["status"] != "active" for d in leases) else None
+
+    found: list[Doc] = wait_until(ended, timeout=timeout, message="every lease ended")
+    return found
+
+
 def _max_overlap(leases: list[Doc], key: str | None = None) -> dict[str, int]:
     """Largest number of simultaneous leases, per ``key`` value (or overall under "*")."""
     events: list[tuple[Any, int, str]] = []
@@ -217,7 +230,7 @@ def test_hard_workspace_never_exceeds_soft_workspace_borrows(
             timeout=180,
             message=f"campaign {cid} completed",
         )
-    leases = _leases(mongo, tenant.org_id)
+    leases = _ended_leases(mongo, tenant.org_id)
     assert len(leases) == 12
     assert all(d["status"] == "released" for d in leases)
     peak = _max_overlap(leases, "workspace_id")
@@ -242,7 +255,7 @@ def test_lowering_the_total_at_runtime_cancels_nothing_and_applies(
         timeout=180,
         message="campaign completed",
     )
-    leases = sorted(_leases(mongo, tenant.org_id), key=lambda d: d["granted_at"])
+    leases = sorted(_ended_leases(mongo, tenant.org_id), key=lambda d: d["granted_at"])
     assert len(leases) == 8
     assert all(d["status"] == "released" for d in leases)  # nothing was cut off
     # once the three first calls had ended, never more than one at a time
@@ -270,7 +283,7 @@ def test_killed_dialer_leases_expire_and_slots_return(
         timeout=180,
         message="campaign completed",
     )
-    leases = _leases(mongo, tenant.org_id)
+    leases = _ended_leases(mongo, tenant.org_id)
     assert _max_overlap(leases)["*"] <= 2
     assert not [d for d in leases if d["status"] == "active"], "a slot leaked"
     # every expired lease was granted again later or its attempt ended (failed, max_attempts 1)
@@ -295,7 +308,7 @@ def test_allocator_restart_mid_campaign_loses_and_doubles_no_lease(
         timeout=180,
         message="campaign completed",
     )
-    leases = _leases(mongo, tenant.org_id)
+    leases = _ended_leases(mongo, tenant.org_id)
     assert len(leases) == 8  # one lease per contact: none lost, none doubled
     assert len({(d["task_id"], d["attempt"]) for d in leases}) == 8
     assert [d["status"] for d in leases] == ["released"] * 8
@@ -390,7 +403,7 @@ def test_caller_pool_spreads_calls_within_each_numbers_cps(
             timeout=180,
             message=f"campaign {cid} completed",
         )
-    leases = _leases(mongo, tenant.org_id)
+    leases = _ended_leases(mongo, tenant.org_id)
     sims = {
         (c["task_id"], c["attempt"]): c
         for c in mongo["outbound_simulator"]["sim_calls"].find(
@@ -484,7 +497,7 @@ def test_two_allocators_share_orgs_and_one_takes_over_when_the_other_dies(
             d["epoch"] >= 2 for d in owners.find({"_id": {"$in": [t.org_id for t in tenants]}})
         )
         for t, cid in campaigns:
-            leases = _leases(mongo, t.org_id)
+            leases = _ended_leases(mongo, t.org_id)
             assert len(leases) == 6, leases  # one lease per contact: none lost, none doubled
             assert len({(d["task_id"], d["attempt"]) for d in leases}) == 6
             assert [d["status"] for d in leases] == ["released"] * 6

@@ -4,6 +4,7 @@ hold across campaigns of the org, and the circuit breaker pauses a failing campa
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,7 +59,9 @@ def _leads(api: httpx.Client, cid: str) -> dict[str, dict[str, Any]]:
 
 
 def test_opt_out_in_one_campaign_stops_every_campaign_of_the_org(api: httpx.Client) -> None:
-    x, y, z = "+12127365001", "+12127365002", "+12127365003"
+    # numbers of their own for each run: an opt-out is for ever, and a rerun must start afresh
+    block = 1000 + 3 * secrets.randbelow(333)  # +1212736 1xxx: used by no other test
+    x, y, z = (f"+1212736{block + i}" for i in range(3))
     first = _completed(api, _run(api, [{"phone": x, "name": "Xa", "sim_outcomes": "opt_out"}]))
     assert first["disposition_summary"] == {"opt_out": 1}
     listed = wait_until(lambda: (r := api.get(f"/v1/suppressions/{x}").json())["suppressed"] and r)
@@ -86,6 +89,13 @@ def test_opt_out_in_one_campaign_stops_every_campaign_of_the_org(api: httpx.Clie
         if phone in leads:
             assert (leads[phone]["status"], leads[phone]["reason"]) == ("archived", "opted_out")
     assert leads[y]["status"] == "completed"
+    # a campaign left with nobody to call (every contact opted out) completes; it never hangs
+    nobody = _completed(api, _run(api, [{"phone": x, "name": "Xa"}]))
+    assert (nobody["total_contacts"], nobody["opted_out_excluded"], nobody["calls_made"]) == (
+        0,
+        1,
+        0,
+    )
 
     removed = api.request("DELETE", "/v1/suppressions", json={"phones": [z]})
     assert removed.status_code == 200, removed.text

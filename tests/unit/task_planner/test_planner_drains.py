@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from outbound_core.clock import VirtualClock
+from outbound_core.events import CampaignStatusChanged, make_envelope
 from task_planner.planner import Planner
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -25,6 +26,9 @@ class Repo:
         return self.active
 
     async def count(self, *, campaign_id: str) -> int:
+        return self.total
+
+    async def count_dispositions(self, *, campaign_id: str) -> int:
         return self.total
 
 
@@ -84,5 +88,32 @@ def test_a_campaign_held_back_by_the_count_is_verified_now_and_then() -> None:
         planner._drain_soon(None, TASK)  # held back by the count (4 left)
         await planner.check_drains()  # ...but verified, since verify=0
         assert [type(e).__name__ for e in bus.sent] == ["CampaignDrained"]
+
+    asyncio.run(run())
+
+
+class EmptyRepo(Repo):
+    """A campaign none of whose contacts became a task (all opted out at ingestion)."""
+
+    async def upsert_campaign(self, **_: Any) -> None:
+        return None
+
+    async def schedulable(self, **_: Any) -> list[Any]:
+        return []
+
+    async def in_status(self, **_: Any) -> list[Any]:
+        return []
+
+
+def test_a_campaign_started_with_nothing_to_call_drains_at_once() -> None:
+    async def run() -> None:
+        repo = EmptyRepo(active=0, total=0)
+        planner, bus = _planner(repo)
+        planner.campaigns["c"]["expected_total"] = 0
+        started = CampaignStatusChanged(campaign_id="c", status="running", previous="scheduled")
+        env = make_envelope(started, producer="t", org_id="o", workspace_id="w", occurred_at=T0)
+        await planner.on_status_changed(env, started)
+        await planner.check_drains()
+        assert [(type(e).__name__, e.total_tasks) for e in bus.sent] == [("CampaignDrained", 0)]
 
     asyncio.run(run())
