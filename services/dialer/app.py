@@ -57,6 +57,7 @@ def build_app(settings: DialerSettings) -> FastAPI:
         check_window=settings.guard_calling_window,
         lease_min_real_seconds=settings.lease_min_real_seconds,
         pool=pool,
+        campaign_catch_up_seconds=settings.campaign_catch_up_seconds,
     )
     renewer = LeaseRenewer(
         calls=calls,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,9 @@ from outbound_core.kafka import EventBus
 from outbound_core.phones import mask_phone
 from outbound_core.topics import ALLOCATOR, CALLS, Topic
 
+# refusals that may only mean the dialer's view of the campaign trails the dispatch
+BEHIND = frozenset({"campaign_unknown", "campaign_scheduled"})
+
 log = structlog.get_logger(__name__)
 
 
@@ -52,8 +56,10 @@ class DialerHandlers:
         check_window: bool = True,
         lease_min_real_seconds: float = 0.0,
         pool: DispatchPool | None = None,
+        campaign_catch_up_seconds: float = 5.0,
     ) -> None:
         self.pool = pool
+        self.campaign_catch_up_seconds = campaign_catch_up_seconds
         self.placing: set[str] = set()  # calls this process is waiting on the provider for
         self.suppressions = suppressions
         self.lease_min_real_seconds = lease_min_real_seconds
@@ -130,6 +136,9 @@ class DialerHandlers:
             await self._publish_abort(env, d, aborted["reason"])  # repeat: same event ids
             return
         reason = self._refusal(env, d, campaign, suppressed=suppressed)
+        if reason in BEHIND or campaign is None:
+            campaign = await self._caught_up(d.campaign_id)
+            reason = self._refusal(env, d, campaign, suppressed=suppressed)
         if reason is not None or campaign is None:
             reason = reason or "campaign_unknown"
             if await self.calls.record_abort(
@@ -152,6 +161,22 @@ class DialerHandlers:
         if not await self.calls.insert(doc=doc):
             return  # a concurrent delivery recorded it first and dials it
         await self._place(doc, causation=env)
+
+    async def _caught_up(self, campaign_id: str) -> dict[str, Any] | None:
+        """The campaign once this dialer's view of it shows it started, or as it is after
+        ``campaign_catch_up_seconds``. A dispatch exists only because the planner saw the
+        campaign running; a view that says unknown or scheduled has not caught up with the
+        campaign's start yet (it comes on campaigns.v1, the dispatch on dispatch.v1), and
+        refusing on it would cost the attempt its slot and a turn of the queue."""
+        deadline = time.monotonic() + self.campaign_catch_up_seconds
+        delay = 0.05
+        while True:
+            campaign = await self.campaigns.current(campaign_id)
+            behind = campaign is None or campaign.get("status") == "scheduled"
+            if not behind or time.monotonic() >= deadline:
+                return campaign
+            await asyncio.sleep(delay)
+            delay = min(0.5, delay * 2)
 
     def _refusal(
         self,

@@ -59,6 +59,14 @@ class DialerSettings(ServiceSettings):
     guard_calling_window: bool = Field(
         True, description="Refuse (abort) a dispatch that arrives outside the calling window."
     )
+    campaign_catch_up_seconds: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "Longest real wait for the dialer's view of a campaign to show the start that led"
+            " to a dispatch (the view comes from campaigns.v1 and may trail the dispatch)."
+        ),
+    )
     lease_min_real_seconds: float = Field(
         30.0,
         ge=0,
