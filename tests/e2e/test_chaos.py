@@ -13,14 +13,10 @@ from outbound_core.invariants import summarize
 # The broker restart has its own deterministic test (test_broker_restart.py); the random one
 # stays in `make chaos` until this short suite has been run green with it often enough.
 SHORT_KINDS = tuple(k for k in KINDS if k != "broker_restart")
-# Breach kinds tolerated while open (docs/reliability.md, "Known limits"): `mismatch` only, the
-# agreement between projections. The short suite found three kinds of it on 2026-11-23 that are
-# not fixed yet: campaign-api's counters mark an event counted and increment in two writes (a
-# kill or a database restart between them leaves `calls_made` or the disposition summary one
-# short), and once an ended call missing from its task's history. `make chaos` reports them.
-# Every other promise (windows, opt-outs, no double dial or overlap, caps, attempts, no lost
-# contact, graceful shutdown, completion) must hold.
-KNOWN_OPEN = {"mismatch"}
+# Breach kinds tolerated while open (docs/reliability.md, "Known limits"): none. Every promise
+# (windows, opt-outs, no double dial or overlap, caps, attempts, no lost contact, agreement of
+# counters, leads, calls and deliveries, graceful shutdown, completion) must hold.
+KNOWN_OPEN: set[str] = set()
 
 
 @pytest.mark.timeout(900)
