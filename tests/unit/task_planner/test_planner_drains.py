@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from outbound_core.clock import VirtualClock
-from outbound_core.events import CampaignStatusChanged, make_envelope
+from outbound_core.events import (
+    CampaignDrained,
+    CampaignStatusChanged,
+    DispositionRecorded,
+    LeadUpdated,
+    make_envelope,
+)
 from task_planner.planner import Planner
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -115,5 +121,56 @@ def test_a_campaign_started_with_nothing_to_call_drains_at_once() -> None:
         await planner.on_status_changed(env, started)
         await planner.check_drains()
         assert [(type(e).__name__, e.total_tasks) for e in bus.sent] == [("CampaignDrained", 0)]
+
+    asyncio.run(run())
+
+
+class LostReplyRepo(EmptyRepo):
+    """The disposition's write was applied, but its reply was lost: the driver's retry matched
+    nothing (the task had moved on) and the write reports "not applied"."""
+
+    def __init__(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        super().__init__(active=0, total=1)
+        self.reads = [before, after]
+
+    async def get(self, task_id: str) -> dict[str, Any]:
+        return self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
+
+    async def transition(self, **_: Any) -> None:
+        return None
+
+
+def test_a_decision_applied_but_reported_lost_still_gets_its_lead_and_drain_check() -> None:
+    async def run() -> None:
+        task = {
+            **TASK,
+            "_id": "t",
+            "phones": ["+12127364001"],
+            "phone_index": 0,
+            "pass_number": 1,
+            "phone_states": [{"attempts": 0}],
+            "attempt": 1,
+            "status": "dialing",
+            "seq": 3,
+            "history": [],
+        }
+        stored = {
+            **task,
+            "status": "completed",
+            "seq": 4,
+            "last_disposition": "interested",
+            "history": [{"attempt": 1, "call_id": "call_1", "disposition": "interested"}],
+        }
+        planner, bus = _planner(LostReplyRepo(task, stored))
+        planner.campaigns["c"]["expected_total"] = 1
+        ev = DispositionRecorded(
+            call_id="call_1", task_id="t", campaign_id="c", attempt=1, disposition="interested"
+        )
+        env = make_envelope(ev, producer="t", org_id="o", workspace_id="w", occurred_at=T0)
+        await planner.on_disposition(env, ev)
+        leads = [e for e in bus.sent if isinstance(e, LeadUpdated)]
+        assert [(e.seq, e.status) for e in leads] == [(4, "completed")]  # the stored state
+        await planner.check_drains()
+        assert any(isinstance(e, CampaignDrained) for e in bus.sent)
 
     asyncio.run(run())
