@@ -107,7 +107,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
     )
     rt.every("schedules", svc.run_schedules, settings.scheduler_seconds)
     rt.every("overdue-completions", svc.complete_overdue, 5.0)
-    rt.every("counting", views.forget_settled, 1.0)
+    rt.every("counting", views.forget_settled, 0.25)
     rt.every("outbox-relay", outbox.relay, 2.0)
     app = build_http_app(
         rt,
