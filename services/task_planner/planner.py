@@ -417,21 +417,35 @@ class Planner:
 
     # calls.v1 ----------------------------------------------------------------------------------
     async def on_call_aborted(self, env: Envelope, ev: CallAborted) -> None:
-        # Nothing was dialled: back to waiting, without using up the policy.
+        """Nothing was dialled: back to waiting, without using up the policy. Unless nothing
+        may follow: the campaign ended while the dispatch was on its way (its stop archived
+        only what was waiting at that moment), or the task itself was archived meanwhile."""
+        ended = self.campaigns.get(ev.campaign_id, {}).get("status")
+        fields: Doc = (
+            {"status": "archived", "due_at": None, "reason": ended}
+            if ended in ("stopped", "completed")
+            else {"status": "pending", "due_at": to_ms(self.clock.now()), "reason": ev.reason}
+        )
         new = await self.repo.transition(
             task_id=ev.task_id,
             expect_status=["queued", "dialing"],
             expect_attempt=ev.attempt,
-            set_fields={
-                "status": "pending",
-                "due_at": to_ms(self.clock.now()),
-                "reason": ev.reason,
-            },
+            set_fields=fields,
         )
-        if new is not None:
-            await self._publish_lead(new, causation=env)
-            if self._running(new["campaign_id"]):
-                self.timer.push(utc(new["due_at"]), new["_id"])
+        if new is not None and new["status"] == "pending" and new.get("archive_after_call"):
+            new = await self.repo.transition(
+                task_id=ev.task_id,
+                expect_status=["pending"],
+                expect_attempt=ev.attempt,
+                set_fields={"status": "archived", "due_at": None, "reason": "archived"},
+            )
+        if new is None:
+            return
+        await self._publish_lead(new, causation=env)
+        if new["status"] == "archived":
+            self._drain_soon(env, new)
+        elif self._running(new["campaign_id"]):
+            self.timer.push(utc(new["due_at"]), new["_id"])
 
     # dispositions.v1 ---------------------------------------------------------------------------
     async def on_disposition(self, env: Envelope, ev: DispositionRecorded) -> None:

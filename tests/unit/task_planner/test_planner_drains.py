@@ -1,6 +1,8 @@
 """When the planner checks a campaign for a drain (nothing left to call): once the tasks counted
-active at the last check have all become final, not once per final task; and every held-back
-campaign now and then, because the count is a shortcut and never the truth."""
+active at the last check have all become final, not once per final task; every held-back
+campaign now and then, because the count is a shortcut and never the truth; and a campaign
+started with nothing to call at once. Also what follows a report of an attempt whose write
+reply was lost, and a dispatch refused after the campaign or the task was ended."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from outbound_core.clock import VirtualClock
 from outbound_core.events import (
+    CallAborted,
     CampaignDrained,
     CampaignStatusChanged,
     DispositionRecorded,
@@ -174,3 +177,65 @@ def test_a_decision_applied_but_reported_lost_still_gets_its_lead_and_drain_chec
         assert any(isinstance(e, CampaignDrained) for e in bus.sent)
 
     asyncio.run(run())
+
+
+class AbortRepo(EmptyRepo):
+    def __init__(self, task: dict[str, Any]) -> None:
+        super().__init__(active=0, total=1)
+        self.task = task
+
+    async def transition(
+        self, *, task_id: str, expect_status: list[str], set_fields: dict[str, Any], **_: Any
+    ) -> dict[str, Any] | None:
+        if self.task["status"] not in expect_status:
+            return None
+        self.task = {**self.task, **set_fields, "seq": self.task["seq"] + 1}
+        return self.task
+
+
+def _dialing(**extra: Any) -> dict[str, Any]:
+    return {
+        **TASK,
+        "_id": "t",
+        "phones": ["+12127364001"],
+        "phone_index": 0,
+        "pass_number": 1,
+        "attempt": 1,
+        "status": "dialing",
+        "seq": 3,
+        "history": [],
+        **extra,
+    }
+
+
+def _abort(planner: Planner) -> None:
+    ev = CallAborted(task_id="t", campaign_id="c", attempt=1, reason="campaign_stopped")
+    env = make_envelope(ev, producer="t", org_id="o", workspace_id="w", occurred_at=T0)
+    asyncio.run(planner.on_call_aborted(env, ev))
+
+
+def test_a_dispatch_refused_after_the_campaign_stopped_archives_its_task() -> None:
+    repo = AbortRepo(_dialing())
+    planner, bus = _planner(repo)
+    planner.campaigns["c"]["status"] = "stopped"
+    _abort(planner)
+    assert (repo.task["status"], repo.task["reason"], repo.task["due_at"]) == (
+        "archived",
+        "stopped",
+        None,
+    )
+    assert [e.status for e in bus.sent if isinstance(e, LeadUpdated)] == ["archived"]
+
+
+def test_a_dispatch_refused_for_a_task_archived_meanwhile_archives_it() -> None:
+    repo = AbortRepo(_dialing(archive_after_call=True))
+    planner, _ = _planner(repo)
+    _abort(planner)
+    assert (repo.task["status"], repo.task["reason"]) == ("archived", "archived")
+
+
+def test_a_dispatch_refused_in_a_running_campaign_waits_again_uncounted() -> None:
+    repo = AbortRepo(_dialing())
+    planner, _ = _planner(repo)
+    _abort(planner)
+    assert (repo.task["status"], repo.task["attempt"], repo.task["history"]) == ("pending", 1, [])
