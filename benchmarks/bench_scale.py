@@ -90,6 +90,7 @@ async def run(ctx: Context) -> list[Result]:
                     break
                 await asyncio.sleep(1.0)
             stored_s = time.time() - t0
+            first_start = time.time()
             for cid in ids:
                 (
                     await http.patch(f"/v1/campaigns/{cid}", json={"action": "start"})
@@ -110,7 +111,15 @@ async def run(ctx: Context) -> list[Result]:
                 "scale", "every task stored by the planner (from the first create)", stored_s, "s"
             ),
             Result("scale", "tasks stored per second", tasks / stored_s, "1/s"),
-            Result("scale", "first call after the starts", await _first_call(client, started), "s"),
+            Result(
+                "scale", f"start the {CAMPAIGNS} campaigns over the API", started - first_start, "s"
+            ),
+            Result(
+                "scale",
+                "first call placed after the first start",
+                await _first_call(client, first_start),
+                "s",
+            ),
             Result(
                 "scale", f"attempts/s over {window_s:.0f} s of dialling", placed / window_s, "1/s"
             ),
