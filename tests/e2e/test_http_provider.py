@@ -17,6 +17,7 @@ from pymongo import MongoClient
 
 from outbound_core.devstack import SERVICES, DevStack
 from tests.conftest import CLOCK_SPEED, CLOCK_START, wait_until
+from tests.support.campaigns import wait_completed
 from tests.support.gateway import Gateway
 
 pytestmark = pytest.mark.e2e
@@ -122,12 +123,9 @@ def campaign(hapi: httpx.Client) -> dict[str, Any]:
     assert created.status_code == 201, created.text
     cid = created.json()["id"]
     assert hapi.patch(f"/v1/campaigns/{cid}", json={"action": "start"}).status_code == 200
-    done: dict[str, Any] = wait_until(
-        lambda: (c := hapi.get(f"/v1/campaigns/{cid}").json())["status"] == "completed" and c,
-        timeout=120,
-        message="http campaign completed",
-    )
-    return done
+    # completed, and every lead projected in its final state (the lead updates travel on a
+    # topic of their own and may trail the campaign's status by a moment)
+    return wait_completed(hapi, cid, timeout=120)
 
 
 def test_gateway_failures_become_retries_never_stuck_slots(
