@@ -108,6 +108,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
     rt.every("schedules", svc.run_schedules, settings.scheduler_seconds)
     rt.every("overdue-completions", svc.complete_overdue, 5.0)
     rt.every("counting", views.forget_settled, 0.25)
+    rt.shutdown.append(views.forget_settled)  # a stop leaves no settled key behind
     rt.every("outbox-relay", outbox.relay, 2.0)
     app = build_http_app(
         rt,
