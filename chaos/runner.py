@@ -153,12 +153,17 @@ def _create_campaign(api: httpx.Client, rng: random.Random, cfg: RunConfig) -> s
     return cid
 
 
-def _status(api: httpx.Client, cid: str) -> str | None:
+def _campaign(api: httpx.Client, cid: str) -> dict[str, Any]:
     with contextlib.suppress(httpx.HTTPError, ValueError):
         r = api.get(f"/v1/campaigns/{cid}", timeout=5.0)  # an API still reconnecting: ask later
         if r.status_code == 200:
-            return str(r.json().get("status"))
-    return None
+            return dict(r.json())
+    return {}
+
+
+def _status(api: httpx.Client, cid: str) -> str | None:
+    status = _campaign(api, cid).get("status")
+    return None if status is None else str(status)
 
 
 def _check(stack: DevStack, cfg: RunConfig) -> tuple[list[Breach], int]:
@@ -192,10 +197,16 @@ def run(cfg: RunConfig) -> RunResult:
             deadline = started + cfg.deadline_seconds
             while time.monotonic() < deadline and _status(api, cid) != "completed":
                 time.sleep(1.0)
-            result.completed = _status(api, cid) == "completed"
+            last = _campaign(api, cid)
+            result.completed = last.get("status") == "completed"
             if not result.completed:
                 result.breaches.append(
-                    Breach("recovery", cid, "campaign did not complete by the deadline")
+                    Breach(
+                        "recovery",
+                        cid,
+                        "campaign did not complete by the deadline (status "
+                        f"{last.get('status')}, reason {last.get('status_reason')})",
+                    )
                 )
         # Projections are eventually consistent: give them time to agree before judging.
         settle = time.monotonic() + cfg.settle_seconds

@@ -49,6 +49,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, infra: Infra) -> Iterator[De
             "OUTBOUND_ENVIRONMENT": "test",
             "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
             "OUTBOUND_LOG_LEVEL": "INFO",
+            # a breaker's pause lasts a virtual hour (one real second) before it resumes
+            "DISPOSITION_BREAKER_COOLDOWN_SECONDS": "3600",
         },
     )
     try:

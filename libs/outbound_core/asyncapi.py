@@ -45,7 +45,7 @@ TOPIC_EVENTS: dict[Topic, tuple[type[ev.Payload], ...]] = {
     ),
     DISPATCH: (ev.TaskDispatched, ev.LeaseExpired),
     CALLS: (ev.CallStarted, ev.CallEnded, ev.CallAborted),
-    DISPOSITIONS: (ev.DispositionRecorded, ev.CampaignPauseRequested),
+    DISPOSITIONS: (ev.DispositionRecorded, ev.CampaignPauseRequested, ev.CampaignResumeRequested),
     SUPPRESSIONS: (ev.SuppressionAdded, ev.SuppressionRemoved),
     LEADS: (ev.LeadUpdated, ev.CampaignDrained),
     DEADLETTER: (ev.DeadLettered,),

@@ -421,6 +421,16 @@ class CampaignPauseRequested(Payload):
     detail: str | None = Field(None, description="Human-readable explanation.")
 
 
+class CampaignResumeRequested(Payload):
+    """A service asks campaign-api to resume a campaign it paused itself (e.g. the circuit
+    breaker after its cool-down): only a campaign still paused for ``reason`` resumes."""
+
+    TYPE: ClassVar[str] = "campaign.resume_requested"
+    campaign_id: str
+    reason: str = Field(description="The pause reason this resume ends, e.g. circuit_breaker.")
+    detail: str | None = Field(None, description="Human-readable explanation.")
+
+
 # ---------------------------------------------------------------------------------------------
 # suppressions.v1 (keyed by org_id)
 
@@ -598,6 +608,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         CallAborted,
         DispositionRecorded,
         CampaignPauseRequested,
+        CampaignResumeRequested,
         SuppressionAdded,
         SuppressionRemoved,
         LeadUpdated,

@@ -31,6 +31,7 @@ from outbound_core.events import (
     CallStarted,
     CampaignDrained,
     CampaignPauseRequested,
+    CampaignResumeRequested,
     ContactsAdded,
     ContactsRemoved,
     DispositionRecorded,
@@ -98,6 +99,7 @@ def build_app(settings: ApiSettings) -> FastAPI:
         DISPOSITIONS,
         (DispositionRecorded, views.on_disposition),
         (CampaignPauseRequested, svc.on_pause_requested),
+        (CampaignResumeRequested, svc.on_resume_requested),
     )
     suppressed = SuppressedProjection(repo=repo)
     rt.consume(

@@ -35,6 +35,7 @@ from outbound_core.events import (
     CampaignCreated,
     CampaignDrained,
     CampaignPauseRequested,
+    CampaignResumeRequested,
     CampaignStatusChanged,
     CampaignUpdated,
     ContactsAdded,
@@ -370,6 +371,17 @@ class CampaignService:
         doc = await self.repo.campaign(workspace_id=who.workspace_id, campaign_id=campaign_id)
         if doc is None:
             raise Problem(404, "Not found", f"campaign {campaign_id} not found")
+        if action == "pause" and doc["status"] == "paused" and _auto_paused(doc):
+            # The operator takes over a pause a service made: it now waits for their resume.
+            updated = await self.repo.set_status(
+                campaign_id=campaign_id,
+                expect=["paused"],
+                status="paused",
+                fields={"status_reason": reason},
+            )
+            if updated is None:
+                raise Problem(409, "Conflict", "the campaign changed meanwhile; retry")
+            return updated
         try:
             new_status = apply_action(doc["status"], action)
         except TransitionError as exc:
@@ -575,6 +587,29 @@ class CampaignService:
             reason=ev.reason,
             detail=ev.detail,
         )
+
+    async def on_resume_requested(self, env: Envelope, ev: CampaignResumeRequested) -> None:
+        """The service that paused a campaign asks to resume it (the circuit breaker after its
+        cool-down): only a campaign still paused for that reason resumes; a human's pause,
+        stop or anything newer wins."""
+        doc = await self.repo.campaigns.find_one({"_id": ev.campaign_id})
+        if doc is None or doc["status"] != "paused" or doc.get("status_reason") != ev.reason:
+            return
+        await self._transition(doc, "running", action=None, reason=f"{ev.reason}_resumed")
+        log.info(
+            "campaign resumed automatically",
+            campaign_id=ev.campaign_id,
+            reason=ev.reason,
+            detail=ev.detail,
+        )
+
+
+AUTO_PAUSES = frozenset({"circuit_breaker"})
+
+
+def _auto_paused(doc: Doc) -> bool:
+    """Paused by a service that will resume it by itself (see ``on_resume_requested``)."""
+    return doc.get("status_reason") in AUTO_PAUSES
 
 
 def _counted(counters: Doc) -> int:

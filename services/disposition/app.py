@@ -6,9 +6,9 @@ from disposition import api
 from disposition.handlers import DispositionHandlers
 from disposition.repository import DispositionRepository
 from disposition.settings import DispositionSettings, get_settings
-from outbound_core.events import CallEnded, LeaseExpired
+from outbound_core.events import CallEnded, CampaignStatusChanged, LeaseExpired
 from outbound_core.service import Runtime, build_http_app, serve
-from outbound_core.topics import CALLS, DISPATCH
+from outbound_core.topics import CALLS, CAMPAIGNS, DISPATCH
 
 
 def build_app(settings: DispositionSettings) -> FastAPI:
@@ -25,6 +25,8 @@ def build_app(settings: DispositionSettings) -> FastAPI:
         concurrency=settings.consume_concurrency,
     )
     rt.consume(DISPATCH, (LeaseExpired, handlers.on_lease_expired))  # calls that never ended
+    rt.consume(CAMPAIGNS, (CampaignStatusChanged, handlers.on_campaign_status_changed))
+    rt.every("breaker-cooldowns", handlers.resume_after_cooldown, settings.breaker_check_seconds)
     app = build_http_app(rt, api.router, api.labels_router, title="Outbound disposition")
     app.state.repo = repo
     return app

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 
-from disposition.breaker import BreakerPolicy, describe, should_trip
+from disposition.breaker import BreakerPolicy, cooldown_seconds, describe, judge
 from disposition.domain import decide
 from disposition.repository import DispositionRepository, Doc
 from disposition.settings import DispositionSettings
 from outbound_core.events import (
     CallEnded,
     CampaignPauseRequested,
+    CampaignResumeRequested,
+    CampaignStatusChanged,
     DispositionRecorded,
     Envelope,
     LeaseExpired,
@@ -33,6 +37,9 @@ class DispositionHandlers:
             window=settings.breaker_window,
             min_attempts=settings.breaker_min_attempts,
             threshold=settings.breaker_failure_threshold,
+            probe_attempts=settings.breaker_probe_attempts,
+            cooldown_seconds=settings.breaker_cooldown_seconds,
+            max_cooldown_seconds=settings.breaker_max_cooldown_seconds,
         )
 
     async def on_call_ended(self, env: Envelope, call: CallEnded) -> None:
@@ -189,13 +196,31 @@ class DispositionHandlers:
     async def _watch_failures(
         self, env: Envelope, campaign_id: str, *, failed: bool, dedupe: str
     ) -> None:
-        recent = await self.repo.push_attempt(
-            campaign_id=campaign_id, failed=failed, window=self.breaker.window
+        breaker = await self.repo.push_attempt(
+            campaign_id=campaign_id,
+            failed=failed,
+            window=self.breaker.window,
+            org_id=env.org_id,
+            workspace_id=env.workspace_id,
         )
-        if not failed or not should_trip(recent, self.breaker):
+        if breaker is None:
+            return  # open: the campaign is paused, this call was in flight when it tripped
+        recent = breaker.get("recent", [])
+        verdict = judge(recent, self.breaker, half_open=breaker.get("state") == "half_open")
+        if verdict == "close":
+            await self.repo.close(campaign_id=campaign_id)
+            log.info("circuit breaker closed: the probe attempts passed", campaign_id=campaign_id)
             return
+        if verdict != "trip":
+            return
+        now = self.bus.now()
+        cooldown = cooldown_seconds(self.breaker, int(breaker.get("streak") or 0) + 1)
+        resume_at = None if cooldown is None else now + timedelta(seconds=cooldown)
+        if not await self.repo.trip(campaign_id=campaign_id, at=now, resume_at=resume_at):
+            return  # a concurrent outcome tripped it first
         detail = describe(recent, self.breaker)
-        await self.repo.trip(campaign_id=campaign_id, at=self.bus.now())
+        if resume_at is not None:
+            detail += f"; resumes by itself at {resume_at.isoformat()}"
         log.warning("circuit breaker tripped", campaign_id=campaign_id, detail=detail)
         await self.bus.emit(
             DISPOSITIONS,
@@ -208,3 +233,37 @@ class DispositionHandlers:
             causation=env,
             dedupe_parts=(dedupe, "breaker"),
         )
+
+    async def resume_after_cooldown(self) -> int:
+        """Ticker: campaigns whose cool-down is over are asked to resume (half-open). The
+        request comes before the state change, so a crash in between asks again (same event
+        id; campaign-api resumes only a campaign still paused by the breaker)."""
+        resumed = 0
+        for b in await self.repo.due_resumes(now=self.bus.now()):
+            trips = int(b.get("trips") or 0)
+            await self.bus.emit(
+                DISPOSITIONS,
+                CampaignResumeRequested(
+                    campaign_id=b["_id"],
+                    reason="circuit_breaker",
+                    detail=f"cool-down over; the next {self.breaker.probe_attempts} attempts "
+                    "decide whether it stays resumed",
+                ),
+                key=b["_id"],
+                org_id=b.get("org_id", ""),
+                workspace_id=b.get("workspace_id", ""),
+                dedupe_parts=(b["_id"], trips, "resume"),
+            )
+            if await self.repo.half_open(campaign_id=b["_id"], trips=trips):
+                resumed += 1
+                log.info("circuit breaker half-open: resume asked", campaign_id=b["_id"])
+        return resumed
+
+    async def on_campaign_status_changed(self, env: Envelope, ev: CampaignStatusChanged) -> None:
+        """A campaign running again (a human's resume, before the cool-down was over) is probed
+        like one the breaker resumed: its outcomes count from now. A change older than the trip (a
+        replay of the topic) leaves the breaker open."""
+        if ev.status == "running" and await self.repo.half_open(
+            campaign_id=ev.campaign_id, resumed_at=env.occurred_at
+        ):
+            log.info("circuit breaker half-open: campaign resumed", campaign_id=ev.campaign_id)

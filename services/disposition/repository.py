@@ -28,6 +28,7 @@ class DispositionRepository:
     async def ensure_indexes(self) -> None:
         await self.suppressions.create_index([("org_id", 1), ("phone", 1)], unique=True)
         await self.dispositions.create_index([("task_id", 1)])
+        await self.breakers.create_index([("state", 1), ("resume_at", 1)])
 
     async def record(self, *, call_id: str, doc: Doc) -> bool:
         """Store the disposition of a call once; False if it was already recorded."""
@@ -71,15 +72,62 @@ class DispositionRepository:
         return await self.suppressions.find_one({"_id": _sid(org_id, phone)})
 
     # circuit breaker ----------------------------------------------------------------------------
-    async def push_attempt(self, *, campaign_id: str, failed: bool, window: int) -> list[bool]:
-        """Append one attempt's result to the campaign's window; returns the window."""
-        doc = await self.breakers.find_one_and_update(
-            {"_id": campaign_id},
-            {"$push": {"recent": {"$each": [failed], "$slice": -window}}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+    async def push_attempt(
+        self, *, campaign_id: str, failed: bool, window: int, org_id: str, workspace_id: str
+    ) -> Doc | None:
+        """Append one attempt's result to the campaign's window; returns the breaker, or None
+        while it is open (outcomes of calls that were in flight when it tripped do not count)."""
+        try:
+            return await self.breakers.find_one_and_update(
+                {"_id": campaign_id, "state": {"$ne": "open"}},
+                {
+                    "$push": {"recent": {"$each": [failed], "$slice": -window}},
+                    "$setOnInsert": {"org_id": org_id, "workspace_id": workspace_id},
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return None  # it exists and is open
+
+    async def trip(self, *, campaign_id: str, at: datetime, resume_at: datetime | None) -> bool:
+        """Open the breaker once (False: a concurrent outcome opened it first). A fresh window
+        after a trip: a resumed campaign must fail anew to trip again."""
+        res = await self.breakers.update_one(
+            {"_id": campaign_id, "state": {"$ne": "open"}},
+            {
+                "$set": {"recent": [], "state": "open", "tripped_at": at, "resume_at": resume_at},
+                "$inc": {"trips": 1, "streak": 1},
+            },
         )
-        return list(doc.get("recent", [])) if doc else [failed]
+        return res.modified_count == 1
+
+    async def close(self, *, campaign_id: str) -> None:
+        """The probe passed: the next trip starts the cool-downs from the shortest again."""
+        await self.breakers.update_one(
+            {"_id": campaign_id, "state": "half_open"},
+            {"$set": {"state": "closed", "streak": 0}},
+        )
+
+    async def due_resumes(self, *, now: datetime) -> list[Doc]:
+        cursor = self.breakers.find({"state": "open", "resume_at": {"$lte": now}})
+        return [d async for d in cursor]
+
+    async def half_open(
+        self, *, campaign_id: str, trips: int | None = None, resumed_at: datetime | None = None
+    ) -> bool:
+        """The campaign is resumed after trip number ``trips`` (the cool-down), or was resumed
+        at ``resumed_at`` by anyone (only a resume after the trip counts): probe attempts are
+        counted from now."""
+        match: Doc = {"_id": campaign_id, "state": "open"}
+        if trips is not None:
+            match["trips"] = trips
+        if resumed_at is not None:
+            match["tripped_at"] = {"$lt": resumed_at}
+        res = await self.breakers.update_one(
+            match, {"$set": {"state": "half_open", "recent": [], "resume_at": None}}
+        )
+        return res.modified_count == 1
 
     # custom labels, per workspace ------------------------------------------------------------
     async def set_labels(self, *, org_id: str, workspace_id: str, labels: dict[str, str]) -> None:
@@ -99,9 +147,3 @@ class DispositionRepository:
             return True
         except DuplicateKeyError:
             return False
-
-    async def trip(self, *, campaign_id: str, at: datetime) -> None:
-        # A fresh window after a trip: a resumed campaign must fail anew to trip again.
-        await self.breakers.update_one(
-            {"_id": campaign_id}, {"$set": {"recent": [], "tripped_at": at}, "$inc": {"trips": 1}}
-        )

@@ -35,6 +35,24 @@ class DispositionSettings(ServiceSettings):
         description="Circuit breaker: share of failed attempts in the window that pauses the "
         "campaign (reason circuit_breaker).",
     )
+    breaker_cooldown_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Circuit breaker: a paused campaign resumes by itself after this many "
+        "(virtual) seconds, doubled after each consecutive trip; 0: only a human resumes it.",
+    )
+    breaker_max_cooldown_seconds: float = Field(
+        3600.0, gt=0, description="Circuit breaker: the longest cool-down (virtual seconds)."
+    )
+    breaker_probe_attempts: int = Field(
+        10,
+        ge=1,
+        description="Circuit breaker: after a resume, this many attempts decide: failures at "
+        "the threshold pause the campaign again, otherwise the breaker closes.",
+    )
+    breaker_check_seconds: float = Field(
+        1.0, gt=0, description="Circuit breaker: how often cool-downs are checked (real seconds)."
+    )
 
     @model_validator(mode="after")
     def _window_holds_min(self) -> DispositionSettings:

@@ -1,6 +1,7 @@
 """Dialer and disposition against the running stack (simulated provider): exactly one call per
 attempt, provider failures become retries, every label reaches the campaign summary, opt-outs
-hold across campaigns of the org, and the circuit breaker pauses a failing campaign."""
+hold across campaigns of the org, and the circuit breaker pauses a failing campaign and resumes
+it by itself to probe the provider again."""
 
 from __future__ import annotations
 
@@ -222,9 +223,11 @@ def subscriber() -> Any:
     sub.stop()
 
 
-def test_circuit_breaker_pauses_a_campaign_whose_provider_fails(
+def test_circuit_breaker_pauses_a_failing_campaign_and_probes_it_after_the_cool_down(
     api: httpx.Client, subscriber: Subscriber
 ) -> None:
+    """The provider fails every call: the breaker pauses the campaign, resumes it by itself
+    after its cool-down, and pauses it again when the probe attempts fail too."""
     hook = api.post(
         "/v1/webhooks", json={"url": subscriber.url, "events": ["campaign.status.changed"]}
     )
@@ -235,24 +238,28 @@ def test_circuit_breaker_pauses_a_campaign_whose_provider_fails(
         for i in range(30)
     ]
     cid = _run(api, contacts, max_attempts=3, retry_interval_minutes=60)
-    paused = wait_until(
-        lambda: (c := api.get(f"/v1/campaigns/{cid}").json())["status"] == "paused" and c,
-        timeout=120,
-        message="campaign paused by the circuit breaker",
-    )
-    assert paused["status_reason"] == "circuit_breaker"
-    assert paused["calls_made"] < 90  # stopped before every attempt was spent
 
-    def paused_hook() -> bool:
-        return any(
-            r.payload["data"]["campaign_id"] == cid
-            and r.payload["data"]["status"] == "paused"
-            and r.payload["data"]["reason"] == "circuit_breaker"
+    def changes() -> list[tuple[str, str]]:
+        return [
+            (r.payload["data"]["status"], r.payload["data"]["reason"])
             for r in subscriber.of_type("campaign.status.changed")
-        )
+            if r.payload["data"]["campaign_id"] == cid
+        ]
 
-    wait_until(paused_hook, timeout=60, message="status webhook")
+    paused = ("paused", "circuit_breaker")
+    resumed = ("running", "circuit_breaker_resumed")
+    wait_until(
+        lambda: changes().count(paused) >= 2,
+        timeout=120,
+        message="paused, resumed after the cool-down, paused again by the failed probe",
+    )
+    seen = changes()
+    first = seen.index(paused)
+    assert resumed in seen[first:], seen
+    assert paused in seen[seen.index(resumed, first) :], seen
     api.patch(f"/v1/campaigns/{cid}", json={"action": "stop"})
+    stopped = api.get(f"/v1/campaigns/{cid}").json()
+    assert stopped["calls_made"] < 90, stopped  # stopped before every attempt was spent
     api.delete(f"/v1/webhooks/{hook.json()['id']}")
 
 

@@ -1,6 +1,8 @@
 """When campaign-api shows a drained campaign as completed: at once if its counters already
 hold every disposition the planner applied, else when the last of them is counted, and after
-the grace period at the latest (a count that never arrives must not keep it running)."""
+the grace period at the latest (a count that never arrives must not keep it running). Also the
+other automatic changes: a campaign the circuit breaker paused resumes when it asks, unless a
+human took the pause over."""
 
 from __future__ import annotations
 
@@ -9,9 +11,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from campaign_api.auth import Principal
 from campaign_api.campaigns import CampaignService
 from outbound_core.clock import VirtualClock
-from outbound_core.events import CampaignDrained, CampaignStatusChanged, make_envelope
+from outbound_core.events import (
+    CampaignDrained,
+    CampaignPauseRequested,
+    CampaignResumeRequested,
+    CampaignStatusChanged,
+    make_envelope,
+)
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -28,6 +37,9 @@ class Campaigns:
 class Repo:
     def __init__(self, doc: dict[str, Any]) -> None:
         self.campaigns = Campaigns({doc["_id"]: doc})
+
+    async def campaign(self, *, workspace_id: str, campaign_id: str) -> dict[str, Any] | None:
+        return await self.campaigns.find_one({"_id": campaign_id})
 
     async def set_status(
         self, *, campaign_id: str, expect: list[str], status: str, fields: dict[str, Any]
@@ -131,3 +143,45 @@ def test_a_drain_event_of_an_older_planner_completes_at_once() -> None:
     svc, repo, _ = _service({})
     asyncio.run(svc.on_drained(*_drained(None)))
     assert repo.campaigns.docs["c"]["status"] == "completed"
+
+
+def _env(ev: Any) -> Any:
+    return make_envelope(ev, producer="t", org_id="o", workspace_id="w", occurred_at=T0)
+
+
+def _breaker_paused() -> tuple[CampaignService, Repo, Outbox]:
+    svc, repo, outbox = _service({})
+    pause = CampaignPauseRequested(campaign_id="c", reason="circuit_breaker", detail="20 of 20")
+    asyncio.run(svc.on_pause_requested(_env(pause), pause))
+    assert repo.campaigns.docs["c"]["status"] == "paused"
+    return svc, repo, outbox
+
+
+RESUME = CampaignResumeRequested(campaign_id="c", reason="circuit_breaker")
+
+
+def test_the_breaker_resumes_the_campaign_it_paused() -> None:
+    svc, repo, outbox = _breaker_paused()
+    asyncio.run(svc.on_resume_requested(_env(RESUME), RESUME))
+    doc = repo.campaigns.docs["c"]
+    assert (doc["status"], doc["status_reason"]) == ("running", "circuit_breaker_resumed")
+    assert _completions(outbox) == ["paused", "running"]
+    asyncio.run(svc.on_resume_requested(_env(RESUME), RESUME))  # a redelivery: nothing more
+    assert _completions(outbox) == ["paused", "running"]
+
+
+def test_a_pause_a_human_took_over_is_not_resumed_by_the_breaker() -> None:
+    svc, repo, outbox = _breaker_paused()
+    who = Principal(org_id="o", workspace_id="w", key_id="k", role="admin")
+    took = asyncio.run(svc.act(who=who, campaign_id="c", action="pause", reason="provider down"))
+    assert (took["status"], took["status_reason"]) == ("paused", "provider down")
+    asyncio.run(svc.on_resume_requested(_env(RESUME), RESUME))
+    assert repo.campaigns.docs["c"]["status"] == "paused"
+    assert _completions(outbox) == ["paused"]
+
+
+def test_a_campaign_stopped_meanwhile_is_not_resumed() -> None:
+    svc, repo, _ = _breaker_paused()
+    repo.campaigns.docs["c"]["status"] = "stopped"
+    asyncio.run(svc.on_resume_requested(_env(RESUME), RESUME))
+    assert repo.campaigns.docs["c"]["status"] == "stopped"

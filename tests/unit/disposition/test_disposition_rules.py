@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from disposition.breaker import BreakerPolicy, should_trip
+from disposition.breaker import BreakerPolicy, cooldown_seconds, judge, should_trip
 from disposition.classifier import classify
 from disposition.domain import CANONICAL, canonical_label, decide
 
@@ -140,3 +140,22 @@ def test_breaker_needs_min_attempts_and_threshold() -> None:
     assert not should_trip([True, False, False, False], p)
     # only the window counts: old failures fall out of it
     assert not should_trip([True] * 10 + [False] * 10, p)
+
+
+def test_a_resumed_breaker_is_decided_by_its_probe_attempts() -> None:
+    p = BreakerPolicy(window=40, min_attempts=20, threshold=0.5, probe_attempts=4)
+    assert judge([True, True, True], p, half_open=True) == "count"  # the probe is not over
+    assert judge([True, False, True, False], p, half_open=True) == "trip"
+    assert judge([True, False, False, False], p, half_open=True) == "close"
+    # closed: the probe size does not apply, and a closed breaker never "closes" again
+    assert judge([True] * 4, p, half_open=False) == "count"
+    assert judge([False] * 20, p, half_open=False) == "count"
+
+
+def test_the_cool_down_doubles_with_each_consecutive_trip_up_to_its_ceiling() -> None:
+    p = BreakerPolicy(
+        window=40, min_attempts=20, threshold=0.5, cooldown_seconds=300, max_cooldown_seconds=1000
+    )
+    assert [cooldown_seconds(p, n) for n in (1, 2, 3, 4, 500)] == [300, 600, 1000, 1000, 1000]
+    off = BreakerPolicy(window=40, min_attempts=20, threshold=0.5, cooldown_seconds=0)
+    assert cooldown_seconds(off, 1) is None  # only a human resumes it
