@@ -483,6 +483,9 @@ class CampaignService:
                 call_seconds=0.0,
                 cost=0.0,
                 disposition_summary={},
+                retry_calls=0,
+                connected_seconds=0.0,
+                daily={},
             )
         if status == "running" and not doc.get("started_at"):
             fields["started_at"] = self.clock.now()

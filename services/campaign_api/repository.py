@@ -353,7 +353,11 @@ class ApiRepository:
         return doc or {"_id": call_id}
 
     async def has_earlier_call(self, *, task_id: str, call_id: str) -> bool:
-        doc = await self.calls.find_one({"task_id": task_id, "_id": {"$ne": call_id}}, {"_id": 1})
+        """Whether the lead had a call before this one in the campaign's current run."""
+        doc = await self.calls.find_one(
+            {"task_id": task_id, "_id": {"$ne": call_id}, "earlier_run": {"$ne": True}},
+            {"_id": 1},
+        )
         return doc is not None
 
     async def calls_of(self, *, task_id: str) -> list[Doc]:
@@ -388,7 +392,12 @@ class ApiRepository:
 
     async def reset_for_restart(self, *, campaign_id: str) -> None:
         """Every lead back to pending before a restart. ``seq`` stays: the planner's next
-        updates carry higher ones and still apply."""
+        updates carry higher ones and still apply. The calls so far belong to the earlier
+        run: the first call of the new one is not a retry."""
+        await self.calls.update_many(
+            {"campaign_id": campaign_id, "earlier_run": {"$ne": True}},
+            {"$set": {"earlier_run": True}},
+        )
         await self.leads.update_many(
             {"campaign_id": campaign_id},
             {
