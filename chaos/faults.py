@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from pymongo import MongoClient
 
 from outbound_core.devstack import SERVICES, DevStack
+from outbound_core.invariants_cli import DATABASES
 from outbound_core.topics import ALL_TOPICS, DEADLETTER
 
 log = structlog.get_logger(__name__)
@@ -23,7 +25,15 @@ log = structlog.get_logger(__name__)
 SERVICE_NAMES = tuple(name for name, *_ in SERVICES)
 # Topics a service consumes (replayed from the beginning = every event delivered again).
 INPUT_TOPICS = tuple(t.name for t in ALL_TOPICS if t is not DEADLETTER)
-KINDS = ("kill_one", "kill_several", "broker_restart", "db_restart", "replay", "poison")
+KINDS = (
+    "kill_one",
+    "kill_several",
+    "broker_restart",
+    "db_restart",
+    "replay",
+    "poison",
+    "provider_outage",
+)
 
 
 @dataclass
@@ -72,6 +82,23 @@ class Injector:
         for t in self._restarts:
             t.join()
         self._restarts.clear()
+
+    # the phone network --------------------------------------------------------------------------
+    def provider_outage(self) -> None:
+        """The provider answers every new call with a 5xx for 2-8 real seconds (one to four
+        virtual hours at 1800x): enough failures to trip the circuit breaker, which must
+        resume the campaign by itself once the network is back."""
+        seconds = self.rng.uniform(2.0, 8.0)
+        assert self.stack.mongo_url is not None
+        with MongoClient[dict[str, object]](
+            self.stack.mongo_url, serverSelectionTimeoutMS=60_000
+        ) as client:
+            client[DATABASES["simulator"]]["sim_controls"].replace_one(
+                {"_id": "outage"},
+                {"until": time.time() + seconds, "outcome": "error_5xx"},
+                upsert=True,
+            )
+        log.info("chaos: provider down", seconds=round(seconds, 1))
 
     # messages -----------------------------------------------------------------------------------
     def replay(self) -> None:

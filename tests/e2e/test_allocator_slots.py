@@ -11,17 +11,17 @@ import hashlib
 import itertools
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pymongo import MongoClient
 
-from outbound_core.devstack import SERVICES, DevStack, ServiceProcess
+from outbound_core.devstack import DevStack, ServiceProcess
 from outbound_core.embedded import free_port
 from slot_allocator.partitions import partition_for
 from tests.conftest import wait_until
+from tests.support.stacks import own_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -30,16 +30,10 @@ Doc = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def slots_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    data_dir: Path = tmp_path_factory.mktemp("slots-stack")
-    s = DevStack(
-        data_dir=data_dir,
-        api_key=f"ob_test_{secrets.token_urlsafe(16)}",
+    with own_stack(
+        tmp_path_factory.mktemp("slots-stack"),
         clock_speed=60.0,  # a simulated call (ring + talk, ~1-5 virtual minutes) lasts 1-5 s
-        clock_start="2026-03-02T15:00:00+00:00",
-        free_ports=True,
         extra_env={
-            "OUTBOUND_ENVIRONMENT": "test",
-            "OUTBOUND_LOG_LEVEL": "INFO",
             "SLOT_ALLOCATOR_MAX_CALL_SECONDS": "360",
             # a lease lasts 30 virtual minutes = 30 real seconds: calls never outlive it, even
             # on a busy machine, unless the dialer is dead
@@ -47,22 +41,8 @@ def slots_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
             "SLOT_ALLOCATOR_LEASE_MIN_REAL_SECONDS": "5",
             "SLOT_ALLOCATOR_DEFAULT_ORG_SLOTS": "2",
         },
-    )
-    try:
-        # DevStack.start(), with more patience: the machine running the tests may be busy
-        s.data_dir.mkdir(parents=True, exist_ok=True)
-        s.start_infrastructure()
-        env = s.common_env()
-        # a restarted service must share the clock: keep the anchor for later common_env()
-        s.extra_env = {**s.extra_env, "OUTBOUND_CLOCK_ANCHOR": env["OUTBOUND_CLOCK_ANCHOR"]}
-        for name, module, prefix, _port in SERVICES:
-            s.start_service(name, module, prefix, env)
-        s.wait_ready(timeout=240)
-    except Exception:
-        s.stop()
-        raise
-    yield s
-    s.stop()
+    ) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,17 @@ import base64
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pymongo import MongoClient
 
-from outbound_core.devstack import SERVICES, DevStack
+from outbound_core.devstack import DevStack
 from tests.conftest import CLOCK_SPEED, CLOCK_START, wait_until
 from tests.support.campaigns import wait_completed
 from tests.support.gateway import Gateway
+from tests.support.stacks import api_client, own_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -34,16 +34,11 @@ def gateway() -> Iterator[Gateway]:
 
 @pytest.fixture(scope="module")
 def http_stack(tmp_path_factory: pytest.TempPathFactory, gateway: Gateway) -> Iterator[DevStack]:
-    data_dir: Path = tmp_path_factory.mktemp("http-stack")
-    s = DevStack(
-        data_dir=data_dir,
-        api_key=f"ob_test_{secrets.token_urlsafe(16)}",
+    with own_stack(
+        tmp_path_factory.mktemp("http-stack"),
         clock_speed=CLOCK_SPEED,
         clock_start=CLOCK_START,
-        free_ports=True,
         extra_env={
-            "OUTBOUND_ENVIRONMENT": "test",
-            "OUTBOUND_LOG_LEVEL": "INFO",
             "DIALER_PROVIDER": "http",
             "DIALER_HTTP_GATEWAY_URL": gateway.url,
             "DIALER_HTTP_CALLBACK_SECRET": SECRET,
@@ -55,31 +50,13 @@ def http_stack(tmp_path_factory: pytest.TempPathFactory, gateway: Gateway) -> It
             "SLOT_ALLOCATOR_LEASE_MIN_REAL_SECONDS": "3",
             "DIALER_LEASE_MIN_REAL_SECONDS": "3",
         },
-    )
-    try:
-        # As DevStack.start(), with more patience: the test machine is shared and loaded.
-        s.data_dir.mkdir(parents=True, exist_ok=True)
-        s.start_infrastructure()
-        env = s.common_env()
-        for name, module, prefix, _port in SERVICES:
-            s.start_service(name, module, prefix, env)
-        s.wait_ready(timeout=240)
-    except Exception:
-        s.stop()
-        for log in sorted((data_dir / "logs").glob("*.log")):
-            print(f"==== {log.name}\n{log.read_text()[-3000:]}")
-        raise
-    yield s
-    s.stop()
+    ) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
 def hapi(http_stack: DevStack) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=http_stack.api_url,
-        timeout=30.0,
-        headers={"Authorization": f"Bearer {http_stack.api_key}"},
-    ) as client:
+    with api_client(http_stack) as client:
         yield client
 
 

@@ -10,17 +10,16 @@ dialer): short leases (5 real seconds) and calls that ring for 15 (900 virtual s
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pymongo import MongoClient
 
-from outbound_core.devstack import SERVICES, DevStack
+from outbound_core.devstack import DevStack
 from tests.conftest import wait_until
+from tests.support.stacks import api_client, own_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -29,16 +28,10 @@ Doc = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def lease_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    data_dir: Path = tmp_path_factory.mktemp("lease-stack")
-    s = DevStack(
-        data_dir=data_dir,
-        api_key=f"ob_test_{secrets.token_urlsafe(16)}",
+    with own_stack(
+        tmp_path_factory.mktemp("lease-stack"),
         clock_speed=60.0,
-        clock_start="2026-03-02T15:00:00+00:00",  # Monday, 10:00 in New York
-        free_ports=True,
         extra_env={
-            "OUTBOUND_ENVIRONMENT": "test",
-            "OUTBOUND_LOG_LEVEL": "INFO",
             # a lease: 60 virtual seconds, at least 5 real seconds (300 virtual)
             "SLOT_ALLOCATOR_MAX_CALL_SECONDS": "60",
             "SLOT_ALLOCATOR_LEASE_GRACE_SECONDS": "0",
@@ -51,30 +44,13 @@ def lease_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
             "DIALER_SIM_RING_SECONDS_MAX": "900",
             "DIALER_SIM_RESCAN_SECONDS": "0.5",
         },
-    )
-    try:
-        s.data_dir.mkdir(parents=True, exist_ok=True)
-        s.start_infrastructure()
-        env = s.common_env()
-        # a restarted service must share the clock: keep the anchor for later common_env()
-        s.extra_env = {**s.extra_env, "OUTBOUND_CLOCK_ANCHOR": env["OUTBOUND_CLOCK_ANCHOR"]}
-        for name, module, prefix, _port in SERVICES:
-            s.start_service(name, module, prefix, env)
-        s.wait_ready(timeout=240)
-    except Exception:
-        s.stop()
-        raise
-    yield s
-    s.stop()
+    ) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
 def api(lease_stack: DevStack) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=lease_stack.api_url,
-        timeout=30.0,
-        headers={"Authorization": f"Bearer {lease_stack.api_key}"},
-    ) as client:
+    with api_client(lease_stack) as client:
         yield client
 
 

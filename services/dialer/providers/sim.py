@@ -3,6 +3,10 @@
 Every call is a document in ``sim_calls`` (the simulator's own database): that collection is
 "what reached the phone network", which invariant checkers read. A background ticker ends the
 calls whose ``ends_at`` has passed on the shared (virtual) clock and reports them to the dialer.
+
+A test harness can declare an outage of the whole network: a document ``{"_id": "outage",
+"until": <epoch seconds>, "outcome": "error_5xx"}`` in ``sim_controls``. Until then every new
+call fails with that provider error (read at most once a second).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ log = structlog.get_logger(__name__)
 
 END_CONCURRENCY = 32
 PROVIDER_ERRORS = {"timeout": "provider_timeout", "error_5xx": "provider_5xx"}
+CONTROL_READ_SECONDS = 1.0
 
 
 class SimProvider(VoiceProvider):
@@ -39,6 +44,9 @@ class SimProvider(VoiceProvider):
     ) -> None:
         super().__init__()
         self.calls = db["sim_calls"]
+        self.controls = db["sim_controls"]
+        self._outage: dict[str, Any] | None = None
+        self._outage_read_at = float("-inf")
         self.clock = clock
         self.settings = settings
         self._due: list[tuple[datetime, str]] = []
@@ -66,6 +74,9 @@ class SimProvider(VoiceProvider):
             phone=order.to,
             weights=self.settings.sim_outcome_weights,
         )
+        down = await self._network_down()
+        if down and await self.calls.find_one({"_id": order.call_id}, {"_id": 1}) is None:
+            outcome = down  # a call asked again keeps what the network did the first time
         base = {
             "_id": order.call_id,
             "call_id": order.call_id,
@@ -130,6 +141,18 @@ class SimProvider(VoiceProvider):
             ends_at=str(doc["ends_at"]),
         )
         self._schedule(doc)
+
+    async def _network_down(self) -> str | None:
+        """The provider error of a declared outage still running, else None."""
+        now = time.monotonic()
+        if now - self._outage_read_at >= CONTROL_READ_SECONDS:
+            self._outage = await self.controls.find_one({"_id": "outage"})
+            self._outage_read_at = now
+        o = self._outage
+        if o is None or float(o.get("until", 0)) <= time.time():
+            return None
+        outcome = str(o.get("outcome", "error_5xx"))
+        return outcome if outcome in PROVIDER_ERRORS else "error_5xx"
 
     def _schedule(self, doc: dict[str, Any]) -> None:
         if doc.get("ends_at") is None:
