@@ -256,17 +256,9 @@ class DialerHandlers:
     async def resume_stuck(self, busy: set[str], older_than_seconds: float) -> None:
         """Calls recorded but never confirmed placed (the process stopped in between, or the
         provider call failed unexpectedly): ask the provider again, same call id."""
-        now = self.clock.now()
-        before = now - timedelta(seconds=older_than_seconds * self.clock.speed)
+        before = self.clock.now() - timedelta(seconds=older_than_seconds * self.clock.speed)
         for doc in await self.calls.stuck_dialing(before=before):
             if doc["_id"] in busy:
-                continue
-            if stuck_lease_over(doc, now=now):
-                # Its slot is gone (the allocator expired the lease and the planner counts the
-                # attempt), and its window may be closed: never dialled any more.
-                if await self.calls.abandon(call_id=doc["_id"], reason="lease_expired", at=now):
-                    CALLS_ABORTED.labels("lease_expired").inc()
-                log.warning("recorded call not resumed: lease over", call_id=doc["_id"])
                 continue
             log.warning("resuming a call recorded but not confirmed dialled", call_id=doc["_id"])
             await self._place(doc, causation=None)
@@ -643,16 +635,6 @@ class DialerHandlers:
             dedupe_parts=(doc["_id"],),
         )
         await self.bus.publish(topic, env, key=key)
-
-
-def stuck_lease_over(doc: dict[str, Any], *, now: datetime) -> bool:
-    """Whether the lease of a call recorded but never confirmed placed has run out: its last
-    renewal (or grant) plus its TTL, in virtual time."""
-    since = doc.get("lease_renewed_at") or doc.get("created_at")
-    if since is None:
-        return False
-    ttl = timedelta(seconds=float(doc.get("lease_ttl_seconds") or 0.0))
-    return utc(since) + ttl <= now
 
 
 def _result_fields(r: CallResult) -> dict[str, Any]:
