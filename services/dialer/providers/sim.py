@@ -149,7 +149,12 @@ class SimProvider(VoiceProvider):
             self._outage = await self.controls.find_one({"_id": "outage"})
             self._outage_read_at = now
         o = self._outage
-        if o is None or float(o.get("until", 0)) <= time.time():
+        try:
+            until = float(o.get("until", 0)) if o is not None else 0.0
+        except (TypeError, ValueError):
+            log.warning("sim outage control ignored: until is not epoch seconds", control=o)
+            return None
+        if o is None or until <= time.time():
             return None
         outcome = str(o.get("outcome", "error_5xx"))
         return outcome if outcome in PROVIDER_ERRORS else "error_5xx"
