@@ -136,8 +136,14 @@ def renewal_due(
     TTL. A live call stops being renewed once it has run longer than any call may
     (``max_call_seconds`` plus ``grace_seconds`` after ``since``, when it was dialled): a call
     whose end is never reported then still loses its lease. A call this process is still
-    placing (waiting on the provider) is renewed for as long as it waits."""
+    placing (waiting on the provider) is renewed for as long as it waits.
+
+    A lease that has already run out is never renewed: the allocator never revives one (its
+    slot may be another call's by now), and a renewal recorded here would make this dialer
+    trust a lease it no longer holds when it judges a stuck call again."""
     if status not in ("dialing", "active"):
+        return False
+    if ttl_seconds > 0 and (now - renewed_at).total_seconds() >= ttl_seconds:
         return False
     if not placing and (now - since).total_seconds() > max_call_seconds + grace_seconds:
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -24,6 +24,7 @@ from outbound_core.events import (
     CampaignCreated,
     CampaignStatusChanged,
     CampaignUpdated,
+    DialWindow,
     Envelope,
     LeaseExpired,
     LeaseReleased,
@@ -116,10 +117,7 @@ class DialerHandlers:
                 # lease expired (and its slot gone to another call).
                 reason = self._refusal(env, d, campaign, suppressed=suppressed, renewed=existing)
                 if reason is not None:
-                    if await self.calls.abandon(
-                        call_id=call_id, reason=reason, at=self.clock.now()
-                    ):
-                        CALLS_ABORTED.labels(reason).inc()
+                    await self._abandon(existing, reason)
                     log_.info("recorded call not resumed", reason=reason)
                     await self._publish_abort(env, d, reason)
                     return
@@ -192,16 +190,34 @@ class DialerHandlers:
         call recorded for it, whose lease this dialer may have renewed."""
         deadline = self._lease_deadline(env, d)
         if renewed is not None and renewed.get("lease_renewed_at") is not None:
-            ttl = timedelta(seconds=float(renewed.get("lease_ttl_seconds") or 0.0))
-            deadline = max(deadline, utc(renewed["lease_renewed_at"]) + ttl)
-        reason = abort_reason(
-            campaign=campaign,
+            deadline = max(deadline, renewed_until(renewed))
+        return self._guard(
+            campaign,
             phone=d.dial.phone,
             contact_timezone=d.dial.timezone,
-            now=self.clock.now(),
-            lease_expires_at=deadline,
-            check_window=self.check_window,
             window=d.dial.window,
+            lease_deadline=deadline,
+            suppressed=suppressed,
+        )
+
+    def _guard(
+        self,
+        campaign: dict[str, Any] | None,
+        *,
+        phone: str,
+        contact_timezone: str | None,
+        window: DialWindow | None,
+        lease_deadline: datetime,
+        suppressed: bool,
+    ) -> str | None:
+        reason = abort_reason(
+            campaign=campaign,
+            phone=phone,
+            contact_timezone=contact_timezone,
+            now=self.clock.now(),
+            lease_expires_at=lease_deadline,
+            check_window=self.check_window,
+            window=window,
         )
         if reason is None and suppressed:
             reason = "opted_out"  # the org's suppression list: never dialled again
@@ -249,19 +265,62 @@ class DialerHandlers:
             ),
             "lease_renewed_at": env.occurred_at,
             "sim_outcomes": list(d.dial.sim_outcomes),
+            # what the last-moment guard needs to judge a resume of this call again
+            "contact_timezone": d.dial.timezone,
+            "dial_window": d.dial.window.model_dump(mode="json") if d.dial.window else None,
             "status": "dialing",
             "created_at": self.clock.now(),
         }
 
     async def resume_stuck(self, busy: set[str], older_than_seconds: float) -> None:
         """Calls recorded but never confirmed placed (the process stopped in between, or the
-        provider call failed unexpectedly): ask the provider again, same call id."""
+        provider call failed unexpectedly): judged again by the last-moment guard, as a
+        redelivered dispatch is (the window may have closed, the number opted out, the
+        campaign paused or the lease run out meanwhile), then asked of the provider again
+        under the same call id, or closed and handed back to the planner."""
         before = self.clock.now() - timedelta(seconds=older_than_seconds * self.clock.speed)
         for doc in await self.calls.stuck_dialing(before=before):
             if doc["_id"] in busy:
                 continue
-            log.warning("resuming a call recorded but not confirmed dialled", call_id=doc["_id"])
-            await self._place(doc, causation=None)
+            campaign, suppressed = await asyncio.gather(
+                self.campaigns.current(doc["campaign_id"]),
+                self.suppressions.is_suppressed(org_id=doc["org_id"], phone=doc["phone"]),
+            )
+            reason = self._guard(
+                campaign,
+                phone=doc["phone"],
+                contact_timezone=doc.get("contact_timezone"),
+                window=DialWindow.model_validate(doc["dial_window"])
+                if doc.get("dial_window")
+                else None,
+                lease_deadline=max(utc(doc["lease_expires_at"]), renewed_until(doc)),
+                suppressed=suppressed,
+            )
+            if reason is None:
+                log.warning("resuming a call recorded, not confirmed dialled", call_id=doc["_id"])
+                await self._place(doc, causation=None)
+                continue
+            log.warning("recorded call not resumed", call_id=doc["_id"], reason=reason)
+            if await self._abandon(doc, reason):
+                # only the process that closed it tells the planner (a call that ended
+                # meanwhile has its own end); a crash before this leaves the lease to expire
+                await self._publish_abort_of(
+                    org_id=doc["org_id"],
+                    workspace_id=doc["workspace_id"],
+                    causation=None,
+                    lease_id=doc["lease_id"],
+                    task_id=doc["task_id"],
+                    campaign_id=doc["campaign_id"],
+                    attempt=doc["attempt"],
+                    reason=reason,
+                )
+
+    async def _abandon(self, doc: dict[str, Any], reason: str) -> bool:
+        """Close a call recorded but never confirmed dialled without placing it."""
+        if not await self.calls.abandon(call_id=doc["_id"], reason=reason, at=self.clock.now()):
+            return False
+        CALLS_ABORTED.labels(reason).inc()
+        return True
 
     async def _place(self, doc: dict[str, Any], *, causation: Envelope | None) -> None:
         order = DialOrder(
@@ -635,6 +694,16 @@ class DialerHandlers:
             dedupe_parts=(doc["_id"],),
         )
         await self.bus.publish(topic, env, key=key)
+
+
+def renewed_until(doc: dict[str, Any]) -> datetime:
+    """When the lease of a recorded call runs out as far as this dialer knows: its last
+    renewal (or its grant) plus its TTL, in virtual time (the TTL includes the allocator's
+    floor in real seconds)."""
+    since = doc.get("lease_renewed_at") or doc.get("created_at")
+    if since is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return utc(since) + timedelta(seconds=float(doc.get("lease_ttl_seconds") or 0.0))
 
 
 def _result_fields(r: CallResult) -> dict[str, Any]:

@@ -50,6 +50,13 @@ def test_a_call_longer_than_any_call_may_be_stops_renewing_unless_still_being_pl
     assert _due(now=late, renewed_at=late - timedelta(seconds=2000), placing=True)
 
 
+def test_a_lease_run_out_is_never_renewed() -> None:
+    # a dialer back after a stop longer than the lease: the allocator has let it go
+    assert not _due(now=T0 + timedelta(seconds=TTL))
+    assert not _due(now=T0 + timedelta(seconds=TTL + 1), placing=True)
+    assert _due(now=T0 + timedelta(seconds=TTL - 1), placing=True)
+
+
 def test_the_ttl_is_the_virtual_one_or_the_real_floor_in_a_fast_clock() -> None:
     expires = T0 + timedelta(seconds=TTL)
     assert lease_ttl_seconds(
