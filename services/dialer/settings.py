@@ -100,8 +100,9 @@ class DialerSettings(ServiceSettings):
     dialing_sweep_seconds: float = Field(
         15.0,
         gt=0,
-        description="Real seconds between sweeps that re-ask the provider for calls recorded "
-        "but never confirmed placed (a crash in between); also their minimum age.",
+        description="Real seconds between sweeps that judge again (the last-moment guard) "
+        "and re-ask the provider for calls recorded but never confirmed placed (a crash in "
+        "between); also their minimum age.",
     )
     sim_database: str = Field(
         "outbound_simulator", description="Database of the simulated phone network."
