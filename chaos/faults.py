@@ -85,10 +85,11 @@ class Injector:
 
     # the phone network --------------------------------------------------------------------------
     def provider_outage(self) -> None:
-        """The provider answers every new call with a 5xx for 2-8 real seconds (one to four
-        virtual hours at 1800x): enough failures to trip the circuit breaker, which must
-        resume the campaign by itself once the network is back."""
-        seconds = self.rng.uniform(2.0, 8.0)
+        """The provider answers every new call with a 5xx for 10-30 real seconds (five to
+        fifteen virtual hours at 1800x): long enough for the circuit breaker to trip (2-8 s
+        met too few calls for it), which must resume the campaign by itself once the network
+        is back."""
+        seconds = self.rng.uniform(10.0, 30.0)
         assert self.stack.mongo_url is not None
         with MongoClient[dict[str, object]](
             self.stack.mongo_url, serverSelectionTimeoutMS=60_000
