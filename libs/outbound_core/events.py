@@ -338,6 +338,9 @@ class LeaseExpired(Payload):
     task_id: str
     campaign_id: str
     attempt: int
+    granted_at: datetime | None = Field(
+        None, description="When the lease was granted: when its attempt began."
+    )
 
 
 # ---------------------------------------------------------------------------------------------

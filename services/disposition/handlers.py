@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -96,6 +96,7 @@ class DispositionHandlers:
                 call.campaign_id,
                 failed=existing["disposition"] == "failed",
                 dedupe=call.call_id,
+                began_at=call.started_at,
             )
 
     async def on_lease_expired(self, env: Envelope, ev: LeaseExpired) -> None:
@@ -115,7 +116,9 @@ class DispositionHandlers:
         ):
             return  # counted on an earlier delivery
         log.info("lease expired without a call end", task_id=ev.task_id, attempt=ev.attempt)
-        await self._watch_failures(env, ev.campaign_id, failed=True, dedupe=ev.lease_id)
+        await self._watch_failures(
+            env, ev.campaign_id, failed=True, dedupe=ev.lease_id, began_at=ev.granted_at
+        )
 
     async def _record(self, env: Envelope, call: CallEnded) -> Doc:
         d = decide(
@@ -194,7 +197,13 @@ class DispositionHandlers:
         log.info("dispositions re-published", count=count)
 
     async def _watch_failures(
-        self, env: Envelope, campaign_id: str, *, failed: bool, dedupe: str
+        self,
+        env: Envelope,
+        campaign_id: str,
+        *,
+        failed: bool,
+        dedupe: str,
+        began_at: datetime | None,
     ) -> None:
         breaker = await self.repo.push_attempt(
             campaign_id=campaign_id,
@@ -202,9 +211,10 @@ class DispositionHandlers:
             window=self.breaker.window,
             org_id=env.org_id,
             workspace_id=env.workspace_id,
+            began_at=began_at,
         )
         if breaker is None:
-            return  # open: the campaign is paused, this call was in flight when it tripped
+            return  # not counted: in flight when it tripped, or begun before the probe
         recent = breaker.get("recent", [])
         verdict = judge(recent, self.breaker, half_open=breaker.get("state") == "half_open")
         if verdict == "close":
@@ -254,7 +264,7 @@ class DispositionHandlers:
                 workspace_id=b.get("workspace_id", ""),
                 dedupe_parts=(b["_id"], trips, "resume"),
             )
-            if await self.repo.half_open(campaign_id=b["_id"], trips=trips):
+            if await self.repo.half_open(campaign_id=b["_id"], at=self.bus.now(), trips=trips):
                 resumed += 1
                 log.info("circuit breaker half-open: resume asked", campaign_id=b["_id"])
         return resumed
@@ -264,6 +274,6 @@ class DispositionHandlers:
         like one the breaker resumed: its outcomes count from now. A change older than the trip (a
         replay of the topic) leaves the breaker open."""
         if ev.status == "running" and await self.repo.half_open(
-            campaign_id=ev.campaign_id, resumed_at=env.occurred_at
+            campaign_id=ev.campaign_id, at=env.occurred_at, by_resume=True
         ):
             log.info("circuit breaker half-open: campaign resumed", campaign_id=ev.campaign_id)

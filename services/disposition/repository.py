@@ -73,13 +73,25 @@ class DispositionRepository:
 
     # circuit breaker ----------------------------------------------------------------------------
     async def push_attempt(
-        self, *, campaign_id: str, failed: bool, window: int, org_id: str, workspace_id: str
+        self,
+        *,
+        campaign_id: str,
+        failed: bool,
+        window: int,
+        org_id: str,
+        workspace_id: str,
+        began_at: datetime | None = None,
     ) -> Doc | None:
         """Append one attempt's result to the campaign's window; returns the breaker, or None
-        while it is open (outcomes of calls that were in flight when it tripped do not count)."""
+        when it does not count: while the breaker is open (calls that were in flight when it
+        tripped), and while it is half-open for an attempt that began (``began_at``: its call
+        started, its lease was granted) before the probe did."""
+        match: Doc = {"_id": campaign_id, "state": {"$ne": "open"}}
+        if began_at is not None:
+            match["probe_from"] = {"$not": {"$gt": began_at}}
         try:
             return await self.breakers.find_one_and_update(
-                {"_id": campaign_id, "state": {"$ne": "open"}},
+                match,
                 {
                     "$push": {"recent": {"$each": [failed], "$slice": -window}},
                     "$setOnInsert": {"org_id": org_id, "workspace_id": workspace_id},
@@ -88,7 +100,7 @@ class DispositionRepository:
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
-            return None  # it exists and is open
+            return None  # it exists, and is open or probing attempts begun later
 
     async def trip(self, *, campaign_id: str, at: datetime, resume_at: datetime | None) -> bool:
         """Open the breaker once (False: a concurrent outcome opened it first). A fresh window
@@ -106,7 +118,7 @@ class DispositionRepository:
         """The probe passed: the next trip starts the cool-downs from the shortest again."""
         await self.breakers.update_one(
             {"_id": campaign_id, "state": "half_open"},
-            {"$set": {"state": "closed", "streak": 0}},
+            {"$set": {"state": "closed", "streak": 0}, "$unset": {"probe_from": ""}},
         )
 
     async def due_resumes(self, *, now: datetime) -> list[Doc]:
@@ -114,18 +126,20 @@ class DispositionRepository:
         return [d async for d in cursor]
 
     async def half_open(
-        self, *, campaign_id: str, trips: int | None = None, resumed_at: datetime | None = None
+        self, *, campaign_id: str, at: datetime, trips: int | None = None, by_resume: bool = False
     ) -> bool:
-        """The campaign is resumed after trip number ``trips`` (the cool-down), or was resumed
-        at ``resumed_at`` by anyone (only a resume after the trip counts): probe attempts are
-        counted from now."""
+        """The campaign is resumed at ``at``: after trip number ``trips`` (the cool-down), or
+        by anyone (``by_resume``: only a resume after the trip counts). The probe counts the
+        attempts begun from ``at``: a call that was live across the pause says nothing about
+        the provider now."""
         match: Doc = {"_id": campaign_id, "state": "open"}
         if trips is not None:
             match["trips"] = trips
-        if resumed_at is not None:
-            match["tripped_at"] = {"$lt": resumed_at}
+        if by_resume:
+            match["tripped_at"] = {"$lt": at}
         res = await self.breakers.update_one(
-            match, {"$set": {"state": "half_open", "recent": [], "resume_at": None}}
+            match,
+            {"$set": {"state": "half_open", "recent": [], "resume_at": None, "probe_from": at}},
         )
         return res.modified_count == 1
 

@@ -524,6 +524,7 @@ class SlotService:
                 task_id=doc["task_id"],
                 campaign_id=doc["campaign_id"],
                 attempt=doc["attempt"],
+                granted_at=utc(doc["granted_at"]) if doc.get("granted_at") else None,
             ),
             key=doc["task_id"],
             org_id=doc["org_id"],

@@ -78,7 +78,8 @@ def _env(payload: Payload, at: datetime = T0) -> Envelope:
 _n = iter(range(10**6))
 
 
-async def _calls(h: DispositionHandlers, *statuses: str) -> None:
+async def _calls(h: DispositionHandlers, *statuses: str, started: datetime | None = None) -> None:
+    """Calls that ended now; begun now too, unless ``started`` says otherwise."""
     for status in statuses:
         i = next(_n)
         call = CallEnded(
@@ -91,8 +92,8 @@ async def _calls(h: DispositionHandlers, *statuses: str) -> None:
             outcome="interested" if status == "completed" else None,
             duration_seconds=30.0 if status == "completed" else 0.0,
             turns=4 if status == "completed" else 0,
-            started_at=T0,
-            ended_at=T0,
+            started_at=started or h.bus.now(),
+            ended_at=h.bus.now(),
         )
         await h.on_call_ended(_env(call), call)
 
@@ -170,6 +171,31 @@ async def test_a_human_resume_probes_at_once_and_a_replayed_one_does_nothing(
     assert (b["state"], b["resume_at"]) == ("half_open", None)
     bus.at += timedelta(hours=2)
     assert await h.resume_after_cooldown() == 0  # resumed already: nothing asked
+
+
+async def test_the_probe_counts_only_attempts_begun_after_the_resume(
+    service: tuple[DispositionHandlers, Bus],
+) -> None:
+    # The chaos run saw a probe "pass" two real seconds after the resume, during the provider
+    # outage that tripped it: the outcomes were of calls live across the pause.
+    h, bus = service
+    await _calls(h, *["failed"] * 6)
+    bus.at = T0 + timedelta(seconds=300)
+    assert await h.resume_after_cooldown() == 1
+    resumed = bus.at
+    bus.at += timedelta(seconds=60)
+    await _calls(h, *["completed"] * 4, started=resumed - timedelta(seconds=1))
+    b = await _breaker(h)
+    assert (b["state"], b["recent"]) == ("half_open", [])  # live across the pause: not a probe
+    # nor a lease granted before the resume that expires now
+    old = LeaseExpired(lease_id="lease_old", task_id="t", campaign_id=CID, attempt=1, granted_at=T0)
+    await h.on_lease_expired(_env(old), old)
+    assert (await _breaker(h))["recent"] == []
+    # attempts begun since the resume decide: the provider still fails
+    await _calls(h, "failed", "failed", "completed", "failed", started=resumed)
+    b = await _breaker(h)
+    assert (b["state"], b["streak"]) == ("open", 2)
+    assert len(bus.of(CampaignPauseRequested)) == 2
 
 
 async def test_concurrent_failures_trip_it_once(service: tuple[DispositionHandlers, Bus]) -> None:
